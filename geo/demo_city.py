@@ -368,7 +368,9 @@ def _special_grids(geom: dict, street_ids: list[str], rng: np.random.Generator) 
         rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
         xy = local @ rot.T
         xy = xy * (dx / hx, dy / hy) + (cx, cy)
-        shape = shapely.intersection(Polygon(xy), street, grid_size=GRID_SIZE)
+        # clip without snapping so the result stays inside the street (snapping could push
+        # a vertex ~1 cm across the border)
+        shape = shapely.intersection(shapely.set_precision(Polygon(xy), GRID_SIZE), street)
         rows.append(
             {
                 "id": f"wx-hs-sp-{n:03d}",
