@@ -1,0 +1,91 @@
+"""The area hierarchy in Redis, so every worker and Dash process (on any machine) uses the same
+grids. Geometry is immutable per version, so each process caches what it built from it."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import redis
+
+from cockpit.aggregates import AreaCodes
+from geo.areas import LEVELS, AreaSet
+from geo.locate import GridLocator
+
+AREAS_KEY = "cockpit:geo:areas"
+VERSION_KEY = "cockpit:geo:version"
+
+
+class NoAreasError(RuntimeError):
+    """No grids are loaded yet."""
+
+
+def save_areas(client: redis.Redis, areas: AreaSet) -> str:
+    """Store an area set; readers pick it up by its version."""
+    with client.pipeline(transaction=True) as pipe:
+        pipe.set(AREAS_KEY, areas.to_bytes())
+        pipe.set(VERSION_KEY, areas.version)
+        pipe.execute()
+    return areas.version
+
+
+@dataclass(frozen=True)
+class Geography:
+    """An area set with what the cockpit derives from it (built once per process)."""
+
+    areas: AreaSet
+
+    @property
+    def version(self) -> str:
+        return self.areas.version
+
+    @cached_property
+    def grid_ids(self) -> np.ndarray:
+        return self.areas.grids.index.to_numpy(dtype=object)
+
+    @cached_property
+    def locator(self) -> GridLocator:
+        return GridLocator(self.areas.grids.geometry.to_numpy())
+
+    @cached_property
+    def codes(self) -> AreaCodes:
+        """Grid position -> ids of the grid and each of its ancestors, as integer codes."""
+        table = self.areas.grid_ancestors_table()
+        columns = ["grid", *[lv for lv in reversed(LEVELS[:-1]) if lv in table.columns]]
+        table = table.assign(grid=table.index)[columns].reindex(self.grid_ids)
+        all_ids = sorted({v for col in columns for v in table[col] if v})
+        index = {a: i for i, a in enumerate(all_ids)}
+        grid_to_codes = np.array(
+            [[index.get(v, -1) if v else -1 for v in row] for row in table.itertuples(index=False)],
+            dtype=np.int32,
+        )
+        return AreaCodes(np.array(all_ids, dtype=object), grid_to_codes)
+
+    @cached_property
+    def bbox(self) -> tuple[float, float, float, float]:
+        minx, miny, maxx, maxy = self.areas.frame.total_bounds
+        return float(minx), float(miny), float(maxx), float(maxy)
+
+
+_cache: dict[str, Geography] = {}
+_lock = threading.Lock()
+
+
+def load_geography(client: redis.Redis) -> Geography:
+    """The current area set, cached per process by version (geometry never changes in place)."""
+    version = client.get(VERSION_KEY)
+    if version is None:
+        raise NoAreasError("no grids loaded: run `cockpit demo` or `cockpit grids import FILE`")
+    key = version.decode()
+    with _lock:
+        geo = _cache.get(key)
+        if geo is None:
+            raw = client.get(AREAS_KEY)
+            if raw is None:
+                raise NoAreasError("grid version set but no grids stored; import them again")
+            geo = Geography(AreaSet.from_bytes(raw))
+            _cache.clear()  # only the newest version is worth keeping
+            _cache[key] = geo
+        return geo

@@ -1,0 +1,371 @@
+"""The ``cockpit`` command: demo, serve, worker, simulate, grids, status."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import redis
+
+from cockpit.settings import Settings, SettingsError
+
+DESCRIPTION = """Real-time city-operations cockpit: management grids, live incidents and alerts
+from Redis Streams. Settings come from COCKPIT_* environment variables or a TOML file
+(--config); flags given here win."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        settings = _settings(args)
+        return int(args.handler(args, settings) or 0)
+    except SettingsError as exc:
+        print(f"cockpit: setting error: {exc}", file=sys.stderr)
+        return 2
+    except redis.ConnectionError as exc:
+        print(
+            f"cockpit: cannot reach Redis ({exc}). Check COCKPIT_REDIS_URL, or unset it to use "
+            "the embedded Redis.",
+            file=sys.stderr,
+        )
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help="TOML settings file (default: $COCKPIT_CONFIG)")
+    common.add_argument("--data-dir", help="data directory (default: $COCKPIT_DATA_DIR or ./data)")
+    common.add_argument(
+        "--redis-url", help="Redis URL (default: $COCKPIT_REDIS_URL, else the embedded Redis)"
+    )
+
+    parser = argparse.ArgumentParser(prog="cockpit", description=DESCRIPTION)
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    demo = sub.add_parser(
+        "demo", parents=[common], help="start Redis, the demo city, a feed, a worker and the app",
+        description="Start everything a first look needs: the embedded Redis (unless "
+        "COCKPIT_REDIS_URL is set), the demo city, an incident simulator, a worker and the web "
+        "app; prints the URL. Ctrl-C stops it all.",
+    )  # fmt: skip
+    _add_serve_flags(demo)
+    demo.add_argument("--rate", type=float, default=20.0, help="incidents per second (default 20)")
+    demo.add_argument("--seed", type=int, default=None, help="seed of city and feed (default 7)")
+    demo.add_argument("--scale", type=float, default=1.0, help="demo city size factor (default 1)")
+    demo.set_defaults(handler=cmd_demo)
+
+    serve = sub.add_parser(
+        "serve", parents=[common], help="serve the web app with gunicorn",
+        description="Serve the web app (several gunicorn worker processes; all state in Redis).",
+    )  # fmt: skip
+    _add_serve_flags(serve)
+    serve.set_defaults(handler=cmd_serve)
+
+    worker = sub.add_parser(
+        "worker", parents=[common], help="consume the input streams and keep the aggregates",
+        description="Join the consumer group 'cockpit' and apply incidents to the aggregates. "
+        "Run several for more throughput; each entry counts once.",
+    )  # fmt: skip
+    worker.add_argument("--name", help="consumer name (default host-pid)")
+    worker.add_argument("--batch", type=int, default=5000, help="entries per read (default 5000)")
+    worker.set_defaults(handler=cmd_worker)
+
+    sim = sub.add_parser(
+        "simulate", parents=[common], help="write a realistic demo feed",
+        description="Write demo incidents to cockpit:in:incidents. Same seed, same feed.",
+    )  # fmt: skip
+    sim.add_argument("--rate", type=float, default=20.0, help="incidents per second (default 20)")
+    sim.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    sim.add_argument("--limit", type=int, help="stop after this many incidents")
+    sim.set_defaults(handler=cmd_simulate)
+
+    grids = sub.add_parser("grids", help="load management grids", description="Load grids.")
+    gsub = grids.add_subparsers(title="grid commands", metavar="COMMAND")
+    imp = gsub.add_parser(
+        "import", parents=[common], help="import a GeoJSON, GeoPackage or Shapefile of grids",
+        description="Read a grid file, check and repair it, reproject to EPSG:4326 and make it "
+        "the cockpit's grids. Columns are found by their usual names or mapped with the flags.",
+    )  # fmt: skip
+    imp.add_argument("file", help="grid file (.geojson, .gpkg, .shp …)")
+    imp.add_argument("--id-col", help="column with the area id")
+    imp.add_argument("--name-col", help="column with the (Chinese) name")
+    imp.add_argument("--name-en-col", help="column with the English name")
+    imp.add_argument("--parent-col", help="column with the parent area's id")
+    imp.add_argument("--level-col", help="column with the level (city … grid)")
+    imp.add_argument("--dry-run", action="store_true", help="check the file, store nothing")
+    imp.set_defaults(handler=cmd_grids_import)
+    gdemo = gsub.add_parser(
+        "demo", parents=[common], help="load the generated demo city",
+        description="Generate the demo city (deterministic for a seed) and make it the grids.",
+    )  # fmt: skip
+    gdemo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    gdemo.add_argument("--scale", type=float, default=1.0, help="size factor (default 1)")
+    gdemo.set_defaults(handler=cmd_grids_demo)
+    grids.set_defaults(handler=lambda a, s: grids.print_help() or 2)
+
+    status = sub.add_parser(
+        "status", parents=[common], help="show streams, lag and dead letters",
+        description="Per input stream: length, pending entries, dead letters, applied entries.",
+    )  # fmt: skip
+    status.set_defaults(handler=cmd_status)
+    return parser
+
+
+def _add_serve_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", help="address to listen on (default $COCKPIT_HOST or 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default $COCKPIT_PORT or 8050)")
+    p.add_argument("--web-workers", type=int, default=2, help="gunicorn processes (default 2)")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    env = dict(os.environ)
+    for flag, name in (("data_dir", "DATA_DIR"), ("redis_url", "REDIS_URL"), ("host", "HOST"),
+                       ("port", "PORT")):  # fmt: skip
+        value = getattr(args, flag, None)
+        if value is not None:
+            env["COCKPIT_" + name] = str(value)
+    return Settings.from_env(env, config_file=getattr(args, "config", None))
+
+
+def _connect(settings: Settings) -> tuple[redis.Redis, str, Callable[[], None]]:
+    """A Redis client, its URL, and a function that stops what was started for it."""
+    from cockpit.embedded_redis import EmbeddedRedis
+
+    if settings.redis_url:
+        client = redis.Redis.from_url(settings.redis_url)
+        client.ping()
+        return client, settings.redis_url, lambda: None
+    embedded = EmbeddedRedis(settings.data_dir)
+    url = embedded.ensure()
+    return redis.Redis.from_url(url), url, embedded.stop
+
+
+def _client(settings: Settings) -> tuple[redis.Redis, Callable[[], None]]:
+    client, _url, release = _connect(settings)
+    return client, release
+
+
+def _stop_flag() -> Callable[[], bool]:
+    stopping = threading.Event()
+
+    def handle(_sig: int, _frame: object) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+    return stopping.is_set
+
+
+# -- commands -------------------------------------------------------------------------------
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    seed = settings.demo_seed if args.seed is None else args.seed
+    client, redis_url, release = _connect(settings)
+    children: list[subprocess.Popen[bytes]] = []
+    try:
+        _load_demo_city(client, seed, args.scale)
+        env = dict(os.environ, COCKPIT_REDIS_URL=redis_url, COCKPIT_SECRET_KEY=settings.secret_key)
+        env["COCKPIT_DATA_DIR"] = str(settings.data_dir)
+        py = [sys.executable, "-m", "cockpit"]
+        children.append(subprocess.Popen([*py, "worker"], env=env))
+        children.append(
+            subprocess.Popen([*py, "simulate", "--rate", str(args.rate), "--seed", str(seed)],
+                             env=env)  # fmt: skip
+        )
+        os.environ.update(COCKPIT_REDIS_URL=redis_url, COCKPIT_SECRET_KEY=settings.secret_key)
+        return _serve(settings, args.web_workers)
+    finally:
+        for child in children:
+            child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        release()
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    _client_, redis_url, release = _connect(settings)
+    try:
+        os.environ["COCKPIT_REDIS_URL"] = redis_url
+        # gunicorn workers must sign sessions with one key
+        os.environ["COCKPIT_SECRET_KEY"] = settings.secret_key
+        return _serve(settings, args.web_workers)
+    finally:
+        release()
+
+
+def _serve(settings: Settings, workers: int) -> int:
+    from gunicorn.app.base import BaseApplication
+
+    class CockpitServer(BaseApplication):
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{settings.host}:{settings.port}")
+            self.cfg.set("workers", max(1, workers))
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("threads", 8)
+            self.cfg.set("timeout", 60)
+            self.cfg.set("accesslog", None)
+            self.cfg.set("loglevel", "warning")
+
+        def load(self):  # type: ignore[no-untyped-def]
+            from cockpit.webapp import create_app
+
+            return create_app(Settings.from_env()).server
+
+    print(f"Cockpit is running at http://{settings.host}:{settings.port}/  (Ctrl-C stops it)",
+          flush=True)  # fmt: skip
+    CockpitServer().run()
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    import logging
+
+    from cockpit.worker import Worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(message)s")
+    client, release = _client(settings)
+    try:
+        stats = Worker(client, name=args.name, batch_size=args.batch).run(_stop_flag())
+        print(f"worker stopped: {stats.applied} applied, {stats.dead} dead letters", flush=True)
+        return 0
+    finally:
+        release()
+
+
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from cockpit.areastore import load_geography
+    from cockpit.simulator import run_simulator
+    from cockpit.worker import wait_for_areas
+
+    client, release = _client(settings)
+    stop = _stop_flag()
+    try:
+        wait_for_areas(client, stop)
+        written = run_simulator(
+            client, load_geography(client), args.rate, args.seed, stop=stop, limit=args.limit
+        )
+        print(f"simulator stopped: {written} incidents written", flush=True)
+        return 0
+    finally:
+        release()
+
+
+def _load_demo_city(client: redis.Redis, seed: int, scale: float) -> None:
+    from cockpit.areastore import VERSION_KEY, save_areas
+    from geo.demo_city import generate_demo_city
+
+    started = time.monotonic()
+    print(f"Generating the demo city (seed {seed}, scale {scale}) …", flush=True)
+    areas = generate_demo_city(seed=seed, scale=scale)
+    current = client.get(VERSION_KEY)
+    if current is None or current.decode() != areas.version:
+        save_areas(client, areas)
+    print(f"  {len(areas.grids)} grids ready in {time.monotonic() - started:.1f} s", flush=True)
+
+
+def cmd_grids_demo(args: argparse.Namespace, settings: Settings) -> int:
+    client, release = _client(settings)
+    try:
+        _load_demo_city(client, args.seed, args.scale)
+        return 0
+    finally:
+        release()
+
+
+def cmd_grids_import(args: argparse.Namespace, settings: Settings) -> int:
+    from tqdm import tqdm
+
+    from geo.grid_import import GridFileError, read_grid_file
+
+    bars: dict[str, tqdm] = {}
+
+    def progress(step: str, done: int, total: int) -> None:
+        bar = bars.get(step)
+        if bar is None:
+            bar = bars[step] = tqdm(total=total, desc=step, unit="rows", leave=False)
+        bar.n = done
+        bar.refresh()
+
+    try:
+        areas, report = read_grid_file(
+            Path(args.file),
+            id_col=args.id_col,
+            name_col=args.name_col,
+            name_en_col=args.name_en_col,
+            parent_col=args.parent_col,
+            level_col=args.level_col,
+            progress=progress,
+        )
+    except GridFileError as exc:
+        print(f"cockpit grids import: {exc}", file=sys.stderr)
+        return exc.exit_code
+    finally:
+        for bar in bars.values():
+            bar.close()
+    levels = ", ".join(f"{n} {lv}" for lv, n in report.levels.items())
+    print(f"Read {report.rows} rows: {levels}")
+    if report.reprojected_from:
+        print(f"  reprojected from {report.reprojected_from} to EPSG:4326")
+    print(f"  repaired invalid polygons: {report.repaired}")
+    print(f"  overlapping grid pairs: {report.overlaps} ({report.overlap_area_m2:,.0f} m²)")
+    print(f"  gaps between grids: {report.gaps} ({report.gap_area_m2:,.0f} m²)")
+    for warning in report.warnings:
+        print(f"  warning: {warning}")
+    if args.dry_run:
+        print("Dry run: nothing stored.")
+        return 0
+    from cockpit.areastore import save_areas
+
+    client, release = _client(settings)
+    try:
+        version = save_areas(client, areas)
+    finally:
+        release()
+    print(f"Stored as grid version {version[:12]}; running apps pick it up on their next load.")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from cockpit.aggregates import HEALTH
+    from cockpit.contract import DEADLETTER, GAUGES, GROUP, INCIDENTS, SURVEYS, TRUCKS
+
+    client, release = _client(settings)
+    try:
+        health = {k.decode(): int(v) for k, v in client.hgetall(HEALTH).items()}
+        print(f"{'stream':<24}{'length':>10}{'pending':>10}{'lag':>10}{'applied':>12}{'dead':>8}")
+        for stream in (INCIDENTS, GAUGES, TRUCKS, SURVEYS):
+            length = client.xlen(stream) if client.exists(stream) else 0
+            pending = lag = 0
+            if length:
+                for group in client.xinfo_groups(stream):
+                    if group["name"].decode() == GROUP:
+                        pending = group["pending"]
+                        lag = group.get("lag") or 0
+            dead = sum(v for k, v in health.items() if k.startswith(stream + "|dead|"))
+            applied = health.get(stream + "|applied", 0)
+            print(f"{stream:<24}{length:>10}{pending:>10}{lag:>10}{applied:>12}{dead:>8}")
+        print(f"dead letters kept: {client.xlen(DEADLETTER) if client.exists(DEADLETTER) else 0}")
+        return 0
+    finally:
+        release()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,178 @@
+"""The stream contract (v1): stream names, fields, categories, and validation of entries.
+
+Every value in a stream entry is a string as Redis stores it. Validation turns a batch of raw
+entries into columns of good values plus a list of rejects with their reason; it never raises on
+bad input, so one bad entry cannot stop the ones around it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+CONTRACT_VERSION = "1"
+
+INCIDENTS = "cockpit:in:incidents"
+GAUGES = "cockpit:in:gauges"
+TRUCKS = "cockpit:in:trucks"
+SURVEYS = "cockpit:in:surveys"
+DEADLETTER = "cockpit:deadletter"
+GROUP = "cockpit"
+
+# category id -> (English, Chinese) labels; the order is the legend order.
+CATEGORIES: dict[str, tuple[str, str]] = {
+    "dispute": ("Dispute", "矛盾纠纷"),
+    "public_security": ("Public security", "治安"),
+    "hotline": ("12345 hotline", "12345热线"),
+    "fire_hazard": ("Fire hazard", "消防隐患"),
+    "environment": ("Environment", "环境"),
+    "traffic": ("Traffic", "交通"),
+    "petition": ("Petition", "信访"),
+    "flood": ("Flood", "防汛"),
+    "dumping": ("Illegal dumping", "违法倾倒"),
+    "other": ("Other", "其他"),
+}
+STATUSES = ("new", "dispatched", "handling", "resolved", "closed")
+
+MAX_ID = 128
+MAX_TEXT = {"text": 2000, "reporter": 100, "address": 500, "source": 64}
+# Events more than this far in the future are a producer clock fault, not data.
+MAX_FUTURE_MS = 5 * 60 * 1000
+
+
+@dataclass
+class Reject:
+    """A bad entry: where it came from, why, and its original fields (kept for replay)."""
+
+    entry_id: str
+    reason: str
+    detail: str
+    fields: dict[str, str]
+
+
+@dataclass
+class IncidentBatch:
+    """Valid incidents of one batch as columns (same length), plus the rejects."""
+
+    entry_ids: list[str] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    ts_ms: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    category: list[str] = field(default_factory=list)
+    lat: np.ndarray = field(default_factory=lambda: np.empty(0))
+    lon: np.ndarray = field(default_factory=lambda: np.empty(0))
+    severity: np.ndarray = field(default_factory=lambda: np.empty(0, np.int8))
+    status: list[str] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.entry_ids)
+
+
+class _Bad(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def decode_fields(raw: dict[bytes, bytes] | dict[str, str]) -> dict[str, str]:
+    """Decode a raw entry; bytes that are not UTF-8 become U+FFFD (the reject keeps them)."""
+    out: dict[str, str] = {}
+    for k, v in raw.items():
+        key = k.decode("utf-8", "replace") if isinstance(k, bytes) else str(k)
+        out[key] = v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+    return out
+
+
+def parse_ts_ms(value: str) -> int:
+    """``ts`` as epoch milliseconds: digits are epoch ms, anything else ISO 8601 with offset."""
+    if value.isdigit():
+        return int(value)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise _Bad("bad_ts", f"ts={value[:40]!r} is neither epoch ms nor ISO 8601") from None
+    if moment.tzinfo is None:
+        raise _Bad("bad_ts", f"ts={value[:40]!r} has no UTC offset")
+    return int(moment.timestamp() * 1000)
+
+
+def _number(fields: dict[str, str], name: str) -> float:
+    text = fields[name]
+    try:
+        value = float(text)
+    except ValueError:
+        raise _Bad("bad_number", f"{name}={text[:40]!r} is not a number") from None
+    if not math.isfinite(value):
+        raise _Bad("not_finite", f"{name}={text[:40]!r} is not a finite number")
+    return value
+
+
+def _require(fields: dict[str, str], names: Sequence[str]) -> None:
+    missing = [n for n in names if fields.get(n, "") == ""]
+    if missing:
+        raise _Bad("missing_field", "missing " + ", ".join(missing))
+
+
+def _check_text(fields: dict[str, str]) -> None:
+    if len(fields["id"]) > MAX_ID:
+        raise _Bad("oversize_text", f"id is {len(fields['id'])} chars; at most {MAX_ID}")
+    for name, limit in MAX_TEXT.items():
+        if len(fields.get(name, "")) > limit:
+            raise _Bad("oversize_text", f"{name} is {len(fields[name])} chars; at most {limit}")
+    if any("\ufffd" in v for v in fields.values()):
+        raise _Bad("wrong_type", "a value is not UTF-8 text")
+
+
+def validate_incidents(
+    entries: Sequence[tuple[str, dict[str, str]]],
+    now_ms: int,
+    bbox: tuple[float, float, float, float],
+) -> IncidentBatch:
+    """Check incident entries against contract v1.
+
+    ``bbox`` is (min_lon, min_lat, max_lon, max_lat) of the map; points outside it are rejected
+    here, points inside it but in no grid are rejected by the worker after point-in-grid.
+    """
+    batch = IncidentBatch()
+    ts, lat, lon, sev = [], [], [], []
+    min_lon, min_lat, max_lon, max_lat = bbox
+    for entry_id, fields in entries:
+        try:
+            _require(fields, ("id", "ts", "category", "lat", "lon"))
+            _check_text(fields)
+            t = parse_ts_ms(fields["ts"])
+            if t > now_ms + MAX_FUTURE_MS:
+                raise _Bad("ts_in_future", f"ts is {(t - now_ms) / 1000:.0f} s in the future")
+            y, x = _number(fields, "lat"), _number(fields, "lon")
+            if not (min_lat <= y <= max_lat and min_lon <= x <= max_lon):
+                raise _Bad("outside_map", f"lat={y}, lon={x} is outside the map")
+            category = fields["category"]
+            if category not in CATEGORIES:
+                raise _Bad("unknown_category", f"category={category[:40]!r} is not in contract v1")
+            severity = fields.get("severity", "") or "2"
+            if severity not in ("1", "2", "3", "4"):
+                raise _Bad("bad_number", f"severity={severity[:20]!r} is not 1, 2, 3 or 4")
+            status = fields.get("status", "") or "new"
+            if status not in STATUSES:
+                raise _Bad("unknown_status", f"status={status[:40]!r} is not in contract v1")
+        except _Bad as bad:
+            batch.rejects.append(Reject(entry_id, bad.reason, bad.detail, fields))
+            continue
+        batch.entry_ids.append(entry_id)
+        batch.ids.append(fields["id"])
+        batch.category.append(category)
+        batch.status.append(status)
+        ts.append(t)
+        lat.append(y)
+        lon.append(x)
+        sev.append(int(severity))
+    batch.ts_ms = np.asarray(ts, dtype=np.int64)
+    batch.lat = np.asarray(lat, dtype=np.float64)
+    batch.lon = np.asarray(lon, dtype=np.float64)
+    batch.severity = np.asarray(sev, dtype=np.int8)
+    return batch

@@ -1,0 +1,168 @@
+"""Settings from the environment, with an optional TOML file.
+
+Precedence: environment variable > TOML file (``COCKPIT_CONFIG`` or ``--config``) > default.
+A wrong value raises :class:`SettingsError` whose message is one line naming the setting and
+what is allowed, so start-up can stop with it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import urlparse
+
+LANGUAGES = ("en", "zh-CN")
+
+
+class SettingsError(ValueError):
+    """A setting has a value the cockpit cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str | None = None  # None: start the embedded Redis under data_dir
+    data_dir: Path = field(default_factory=lambda: Path("data"))
+    host: str = "127.0.0.1"
+    port: int = 8050
+    secret_key: str = ""
+    lang: str = "en"
+    tile_url: str | None = None  # None: plain background, no outside requests
+    tile_attribution: str = ""
+    demo_seed: int = 7
+    refresh_ms: int = 1000
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, config_file: str | Path | None = None
+    ) -> Settings:
+        """Read settings from ``env`` (default ``os.environ``) and an optional TOML file."""
+        env = os.environ if env is None else env
+        path = config_file or env.get("COCKPIT_CONFIG")
+        raw: dict[str, object] = _read_toml(Path(path)) if path else {}
+        for key in _KEYS:
+            name = "COCKPIT_" + key.upper()
+            if env.get(name, "") != "":
+                raw[key] = env[name]
+        return cls.from_mapping(raw)
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, object]) -> Settings:
+        unknown = sorted(set(raw) - set(_KEYS))
+        if unknown:
+            raise SettingsError(
+                f"unknown setting {unknown[0]!r}; known settings: {', '.join(_KEYS)}"
+            )
+        s = cls()
+        values: dict[str, object] = {}
+        if raw.get("redis_url"):
+            values["redis_url"] = _redis_url(str(raw["redis_url"]))
+        if raw.get("data_dir"):
+            values["data_dir"] = Path(str(raw["data_dir"])).expanduser()
+        if raw.get("host"):
+            values["host"] = str(raw["host"])
+        if "port" in raw:
+            values["port"] = _int("COCKPIT_PORT", raw["port"], 1, 65535)
+        if "lang" in raw:
+            lang = str(raw["lang"])
+            if lang not in LANGUAGES:
+                raise SettingsError(
+                    f"COCKPIT_LANG={lang!r} is not supported; use one of: {', '.join(LANGUAGES)}"
+                )
+            values["lang"] = lang
+        if raw.get("tile_url"):
+            values["tile_url"] = _tile_url(str(raw["tile_url"]))
+        if raw.get("tile_attribution"):
+            values["tile_attribution"] = str(raw["tile_attribution"])
+        if "demo_seed" in raw:
+            values["demo_seed"] = _int("COCKPIT_DEMO_SEED", raw["demo_seed"], 0, 2**31 - 1)
+        if "refresh_ms" in raw:
+            values["refresh_ms"] = _int("COCKPIT_REFRESH_MS", raw["refresh_ms"], 200, 60_000)
+        values["secret_key"] = _secret(raw)
+        return replace(s, **values)  # type: ignore[arg-type]
+
+    @property
+    def redis_dir(self) -> Path:
+        return self.data_dir / "redis"
+
+
+_KEYS = (
+    "redis_url",
+    "data_dir",
+    "host",
+    "port",
+    "secret_key",
+    "secret_key_file",
+    "lang",
+    "tile_url",
+    "tile_attribution",
+    "demo_seed",
+    "refresh_ms",
+)
+
+
+def _read_toml(path: Path) -> dict[str, object]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise SettingsError(f"COCKPIT_CONFIG: no such file {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"COCKPIT_CONFIG: {path} is not valid TOML ({exc})") from None
+    section = data.get("cockpit", data)
+    if not isinstance(section, dict):
+        raise SettingsError(f"COCKPIT_CONFIG: {path} must hold a [cockpit] table")
+    return dict(section)
+
+
+def _int(name: str, value: object, low: int, high: int) -> int:
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise SettingsError(
+            f"{name}={value!r} is not a whole number; use one from {low} to {high}"
+        ) from None
+    if not low <= number <= high:
+        raise SettingsError(f"{name}={number} is out of range; use one from {low} to {high}")
+    return number
+
+
+def _redis_url(url: str) -> str:
+    scheme = urlparse(url).scheme
+    if scheme not in ("redis", "rediss", "unix"):
+        raise SettingsError(
+            f"COCKPIT_REDIS_URL={url!r} is not a Redis URL; use redis://host:port/db, "
+            "rediss://… or unix:///path/to/redis.sock (or leave it unset for the embedded Redis)"
+        )
+    return url
+
+
+def _tile_url(url: str) -> str:
+    if not (url.startswith(("http://", "https://", "/")) and "{z}" in url):
+        raise SettingsError(
+            f"COCKPIT_TILE_URL={url!r} is not a tile URL template; use e.g. "
+            "http://tiles.local/{z}/{x}/{y}.png (with {z}, {x}, {y}) or leave it unset"
+        )
+    return url
+
+
+def _secret(raw: Mapping[str, object]) -> str:
+    """The session-signing key: from the setting, from a file, or random per start."""
+    if raw.get("secret_key"):
+        key = str(raw["secret_key"])
+    elif raw.get("secret_key_file"):
+        path = Path(str(raw["secret_key_file"]))
+        try:
+            key = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise SettingsError(f"COCKPIT_SECRET_KEY_FILE: cannot read {path} ({exc})") from None
+    else:
+        # Random per process start: sessions end on restart. Fine for one process; several
+        # processes (gunicorn) must share a key, which cli.serve arranges via the environment.
+        return secrets.token_hex(32)
+    if len(key) < 16:
+        raise SettingsError("COCKPIT_SECRET_KEY is too short; use at least 16 characters")
+    return key

@@ -1,0 +1,223 @@
+"""The web application: a Flask server we create (login, headers, the deny-by-default gate and
+geometry routes live here) handed to Dash, whose callbacks register from ``callbacks/``."""
+
+from __future__ import annotations
+
+import time
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlparse
+
+import dash
+import flask
+import flask_login
+import redis
+
+from cockpit import ids
+from cockpit.areastore import Geography, NoAreasError, load_geography
+from cockpit.embedded_redis import resolve_redis_url
+from cockpit.guard import ACTION_ATTR, PUBLIC, secure_route
+from cockpit.policy import User
+from cockpit.settings import LANGUAGES, Settings
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+LANG_COOKIE = "cockpit_lang"
+# Flask endpoints that need no session (static files of Dash and the health check).
+PUBLIC_ENDPOINTS = {"static", "_dash_assets.static", "healthz", "set_lang"}
+
+
+class Runtime:
+    """Per-process handles: settings and the Redis client (state itself lives in Redis)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._client: redis.Redis | None = None
+
+    @property
+    def redis(self) -> redis.Redis:
+        if self._client is None:
+            self._client = redis.Redis.from_url(
+                resolve_redis_url(self.settings),
+                socket_timeout=5,
+                socket_connect_timeout=2,
+                health_check_interval=10,
+            )
+        return self._client
+
+    def geography(self) -> Geography:
+        return load_geography(self.redis)
+
+
+def runtime() -> Runtime:
+    return flask.current_app.extensions["cockpit"]
+
+
+def request_lang(user: User | None) -> str:
+    lang = flask.request.cookies.get(LANG_COOKIE)
+    if lang in LANGUAGES:
+        return lang
+    return user.lang if user else runtime().settings.lang
+
+
+def demo_user(settings: Settings) -> User:
+    """The single city-level user of the foundation (sign-in arrives with scoped views)."""
+    geo = runtime().geography()
+    return User(id="demo", name="demo", level="city", area_id=geo.areas.root_id, lang=settings.lang)
+
+
+def create_app(settings: Settings) -> dash.Dash:
+    server = flask.Flask("cockpit")
+    server.config.update(
+        SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_NAME="cockpit_session",
+        REMEMBER_COOKIE_HTTPONLY=True,
+        PERMANENT_SESSION_LIFETIME=12 * 3600,
+    )
+    server.extensions["cockpit"] = Runtime(settings)
+    _init_login(server, settings)
+    _add_routes(server)
+
+    app = dash.Dash(
+        __name__,
+        server=server,
+        assets_folder=str(ASSETS),
+        title="Cockpit",
+        update_title=None,
+        serve_locally=True,
+        suppress_callback_exceptions=True,
+    )
+    # Callback modules register through dash.callback on import; they never import the app.
+    import callbacks  # noqa: F401
+
+    _add_headers(server, settings, app.csp_hashes())
+
+    from cockpit.layout import serve_layout
+
+    app.layout = serve_layout
+    # Dash prepares itself on the first request, and threads of one gunicorn worker can race
+    # through that (a script request then 500s). One warm-up request, before any traffic, ends it.
+    server.test_client().get("/_favicon.ico")
+    return app
+
+
+def _init_login(server: flask.Flask, settings: Settings) -> None:
+    login = flask_login.LoginManager(server)
+    login.session_protection = "strong"
+
+    @login.user_loader
+    def load_user(user_id: str) -> User | None:
+        if user_id == "demo":
+            try:
+                return demo_user(settings)
+            except (NoAreasError, redis.RedisError):
+                return None
+        return None
+
+    @server.before_request
+    def gate() -> flask.Response | None:
+        """Deny by default: every request but the public ones needs a session user."""
+        endpoint = flask.request.endpoint or ""
+        if endpoint in PUBLIC_ENDPOINTS or flask.request.path.startswith(
+            ("/_dash-component-suites/", "/assets/", "/_favicon.ico")
+        ):
+            return None
+        if flask_login.current_user.is_authenticated:
+            return None
+        # Foundation: one demo user at city level signs in by itself.
+        try:
+            flask_login.login_user(demo_user(settings))
+        except (NoAreasError, redis.RedisError) as exc:
+            return flask.Response(f"cockpit is starting: {exc}", status=503, mimetype="text/plain")
+        return None
+
+
+def _add_routes(server: flask.Flask) -> None:
+    @server.route("/healthz")
+    @secure_route(PUBLIC)
+    def healthz() -> flask.Response:
+        try:
+            runtime().redis.ping()
+            return flask.jsonify(ok=True)
+        except redis.RedisError:
+            return flask.jsonify(ok=False, reason="redis unreachable"), 503
+
+    @server.route("/lang/<code>")
+    @secure_route(PUBLIC)
+    def set_lang(code: str) -> flask.Response:
+        resp = flask.redirect("/")
+        if code in LANGUAGES:
+            resp.set_cookie(LANG_COOKIE, code, max_age=365 * 86400, samesite="Strict")
+        return resp
+
+    @server.route("/geo/<level>.geojson")
+    @secure_route("view_map")
+    def geojson(user: User, level: str) -> flask.Response:
+        """Area shapes of one level inside the user's scope; immutable per grid version."""
+        if level not in ("grid", "boundaries"):
+            flask.abort(404)
+        geo = runtime().geography()
+        body = _scoped_geojson(geo, level, user.area_id)
+        resp = flask.Response(body, mimetype="application/geo+json")
+        resp.headers["Cache-Control"] = "private, max-age=86400, immutable"
+        resp.headers["ETag"] = f'"{geo.version[:16]}-{level}-{user.area_id}"'
+        return resp
+
+
+@lru_cache(maxsize=64)
+def _scoped_geojson_cached(geo: Geography, level: str, area_id: str) -> bytes:
+    import json
+
+    areas = geo.areas
+    scope = {area_id, *areas.descendants(area_id)}
+    levels = ["grid"] if level == "grid" else ["district", "street"]
+    collection = areas.to_geojson(levels, ids=scope)
+    return json.dumps(collection, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _scoped_geojson(geo: Geography, level: str, area_id: str) -> bytes:
+    return _scoped_geojson_cached(geo, level, area_id)
+
+
+def _add_headers(server: flask.Flask, settings: Settings, script_hashes: list[str]) -> None:
+    tile_origin = ""
+    if settings.tile_url and settings.tile_url.startswith("http"):
+        parsed = urlparse(settings.tile_url.replace("{s}", "a"))
+        tile_origin = f" {parsed.scheme}://{parsed.netloc}"
+
+    hashes = " ".join(script_hashes)  # Dash gives them quoted
+
+    @server.after_request
+    def headers(resp: flask.Response) -> flask.Response:
+        # Nothing loads from outside unless a tile server is configured; the only inline
+        # script allowed is Dash's own renderer bootstrap (by hash), so injected HTML cannot run.
+        resp.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; "
+            f"script-src 'self' {hashes} 'unsafe-eval'; "
+            "style-src 'self' 'unsafe-inline'; "
+            f"img-src 'self' data: blob:{tile_origin}; "
+            "connect-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'",
+        )
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        resp.headers.setdefault("Referrer-Policy", "no-referrer")
+        resp.headers["X-Cockpit-Time"] = str(int(time.time() * 1000))
+        return resp
+
+
+def unguarded_routes(server: flask.Flask) -> list[str]:
+    """Flask endpoints with no authorisation decision (a test keeps this list empty)."""
+    missing = []
+    for rule in server.url_map.iter_rules():
+        view = server.view_functions.get(rule.endpoint)
+        if rule.endpoint in ("static", "_dash_assets.static") or rule.rule.startswith("/_dash"):
+            continue  # Dash's shell and files; its data endpoints are guarded per callback
+        if rule.rule.startswith("/<path:") or rule.rule == "/":
+            continue  # Dash's page shell (index): no data until the guarded layout loads
+        if not hasattr(view, ACTION_ATTR):
+            missing.append(rule.rule)
+    return missing
+
+
+__all__ = ["create_app", "ids", "unguarded_routes"]

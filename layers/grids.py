@@ -1,0 +1,72 @@
+"""The grid choropleth: polygons sent once (by URL), coloured in the browser from a small
+``hideout`` of counts keyed by grid id, so an update never carries geometry."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import dash_leaflet as dl
+from dash import html
+
+from cockpit import ids
+
+# ColorBrewer YlOrRd, 7 classes; a grid with no incidents is grey, not the lightest class.
+COLORS = ["#ffffb2", "#fed976", "#feb24c", "#fd8d3c", "#fc4e2a", "#e31a1c", "#b10026"]
+ZERO_COLOR = "#eef0f2"
+
+
+def nice_step(value: float) -> int:
+    """Round up to 1, 2 or 5 times a power of ten (legends people can read)."""
+    if value <= 1:
+        return 1
+    power = 10 ** math.floor(math.log10(value))
+    for m in (1, 2, 5, 10):
+        if value <= m * power:
+            return int(m * power)
+    return int(10 * power)
+
+
+def class_breaks(counts: Iterable[int], classes: int = len(COLORS)) -> list[int]:
+    """Lower bounds of the colour classes: [1, s, 2s, ...]; stable while the load is stable."""
+    values = sorted(v for v in counts if v > 0)
+    top = values[int(0.98 * (len(values) - 1))] if values else 0
+    step = nice_step(max(top, classes) / classes)
+    return [1] + [step * k for k in range(1, classes)] if step > 1 else list(range(1, classes + 1))
+
+
+def grid_layer(geojson_url: str, labels: dict[str, str]) -> dl.GeoJSON:
+    return dl.GeoJSON(
+        id=ids.GRID_LAYER,
+        url=geojson_url,
+        style={"variable": "cockpitMap.gridStyle"},
+        onEachFeature={"variable": "cockpitMap.gridTooltip"},
+        hoverStyle={"variable": "cockpitMap.gridHover"},
+        hideout={"counts": {}, "breaks": [1, 2, 3, 4, 5, 6, 7], "colors": COLORS,
+                 "zero": ZERO_COLOR, "labels": labels},
+    )  # fmt: skip
+
+
+def boundary_layer(geojson_url: str) -> dl.GeoJSON:
+    """District and street outlines drawn above the grids; not interactive."""
+    return dl.GeoJSON(
+        id=ids.BOUNDARY_LAYER,
+        url=geojson_url,
+        interactive=False,
+        style={"variable": "cockpitMap.boundaryStyle"},
+    )
+
+
+def legend(breaks: list[int], title: str, none_label: str) -> html.Div:
+    rows = [html.Div([html.Span(className="swatch", style={"background": ZERO_COLOR}),
+                      html.Span(none_label)], className="legend-row")]  # fmt: skip
+    for k, low in enumerate(breaks):
+        high = breaks[k + 1] - 1 if k + 1 < len(breaks) else None
+        text = f"{low}+" if high is None else (f"{low}" if high == low else f"{low}–{high}")
+        rows.append(
+            html.Div(
+                [html.Span(className="swatch", style={"background": COLORS[k]}), html.Span(text)],
+                className="legend-row",
+            )
+        )
+    return html.Div([html.Div(title, className="legend-title"), *rows])

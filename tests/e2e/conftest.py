@@ -1,0 +1,138 @@
+"""Real processes for browser tests: `cockpit demo` as a user starts it, and headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+import redis
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+from tests.conftest import REPO, wait_until
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
+SCREENSHOTS = REPO / "docs" / "screenshots"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class DemoServer:
+    def __init__(self, base_url: str, redis_url: str, data_dir: Path, proc: subprocess.Popen):
+        self.base_url = base_url
+        self.redis_url = redis_url
+        self.data_dir = data_dir
+        self.proc = proc
+
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self.redis_url)
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/healthz", timeout=2) as resp:  # noqa: S310 (local)
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
+    """`cockpit demo` in a fresh data dir, with a slow feed so tests control what changes."""
+    data_dir = tmp_path_factory.mktemp("demo-data")
+    port = free_port()
+    log = (data_dir / "demo.log").open("wb")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
+    if os.environ.get("COCKPIT_REDIS_URL"):
+        env["COCKPIT_REDIS_URL"] = os.environ["COCKPIT_REDIS_URL"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cockpit", "demo", "--port", str(port), "--data-dir",
+         str(data_dir), "--rate", "2"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: proc.poll() is not None or _healthy(base), timeout=90, what="demo up")
+        assert proc.poll() is None, (data_dir / "demo.log").read_text()
+        redis_url = env.get("COCKPIT_REDIS_URL") or (data_dir / "redis" / "url").read_text().strip()
+        yield DemoServer(base, redis_url, data_dir, proc)
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+def _chromium_paths() -> tuple[str, str]:
+    browser = shutil.which("chromium") or "/usr/bin/chromium"
+    driver = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+    if not (Path(browser).exists() and Path(driver).exists()):
+        pytest.fail("browser tests need Debian's chromium and chromium-driver (.ci/run installs them)")
+    return browser, driver
+
+
+def make_browser(width: int = 1920, height: int = 1080) -> webdriver.Chrome:
+    browser, driver = _chromium_paths()
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = browser
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--disable-dev-shm-usage", "--hide-scrollbars",
+                 f"--window-size={width},{height}", "--force-device-scale-factor=1"):  # fmt: skip
+        opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
+    return webdriver.Chrome(options=opts, service=Service(driver))
+
+
+@pytest.fixture
+def browser() -> Iterator[webdriver.Chrome]:
+    driver = make_browser()
+    yield driver
+    driver.quit()
+
+
+def requested_urls(driver: webdriver.Chrome) -> list[str]:
+    """Every URL the page asked for since the last call (from Chrome's network log)."""
+    urls = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            urls.append(message["params"]["request"]["url"])
+        elif message["method"] == "Network.webSocketCreated":
+            urls.append(message["params"]["url"])
+    return urls
+
+
+def outside(urls: list[str]) -> list[str]:
+    """The URLs that would leave this machine (data: and blob: never do)."""
+    bad = []
+    for url in urls:
+        parsed = urlparse(url)
+        if parsed.scheme in ("data", "blob", "about", "chrome", "devtools"):
+            continue
+        if parsed.hostname not in LOCAL_HOSTS:
+            bad.append(url)
+    return bad
+
+
+def screenshot(driver: webdriver.Chrome, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / name
+    driver.save_screenshot(str(path))
+    return path

@@ -1,0 +1,72 @@
+"""The first live view in real headless Chromium against `cockpit demo`."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from shapely import get_coordinates
+
+from cockpit.contract import INCIDENTS
+from tests.conftest import wait_until
+from tests.e2e.conftest import outside, requested_urls, screenshot
+
+pytestmark = pytest.mark.e2e
+
+DRAWN = "return Object.values(window.cockpitMap.state.layers).filter(l => l._map).length"
+
+
+def _open_map(browser, demo_server) -> None:
+    browser.get(demo_server.base_url + "/")
+    wait_until(
+        lambda: browser.execute_script("return window.cockpitMap && " + DRAWN.removeprefix("return ")),
+        timeout=30,
+        what="grid shapes drawn",
+    )
+
+
+def test_map001_draws_every_grid_and_nothing_leaves_localhost(browser, demo_server):
+    _open_map(browser, demo_server)
+    drawn = wait_until(lambda: browser.execute_script(DRAWN) >= 557 and browser.execute_script(DRAWN),
+                       timeout=30, what="557 grids")
+    assert drawn >= 557
+    # the live feed colours the map: the KPI and the badge come alive
+    wait_until(lambda: "fresh" in browser.find_element("id", "data-age").get_attribute("class"),
+               timeout=20, what="fresh data badge")
+    urls = requested_urls(browser)
+    assert any("/geo/grid.geojson" in u for u in urls)
+    assert outside(urls) == []
+    screenshot(browser, "map.png")
+
+
+def test_map002_xadd_into_one_grid_changes_its_count_within_5s(browser, demo_server):
+    _open_map(browser, demo_server)
+    r = demo_server.redis()
+    from cockpit.areastore import load_geography
+
+    geo = load_geography(r)
+    grid_id = geo.grid_ids[42]
+    point = geo.areas.grids.geometry.iloc[42].representative_point()
+    lon, lat = get_coordinates(point)[0]
+    before = browser.execute_script(f"return window.cockpitMap.state.drawn[{grid_id!r}] || 0")
+    now_ms = int(r.time()[0]) * 1000
+    for k in range(5):
+        r.xadd(INCIDENTS, {"id": f"e2e-{k}-{now_ms}", "ts": str(now_ms), "category": "dispute",
+                           "lat": f"{lat:.7f}", "lon": f"{lon:.7f}", "text": "<b>x</b>"})
+    started = time.monotonic()
+    after = wait_until(
+        lambda: (n := browser.execute_script(
+            f"return window.cockpitMap.state.drawn[{grid_id!r}] || 0")) >= before + 5 and n,
+        timeout=5, interval=0.1, what=f"grid {grid_id} count to rise by 5",
+    )
+    assert after >= before + 5
+    assert time.monotonic() - started <= 5
+    # the tooltip names the grid and its parents and shows the new count, as text
+    text = browser.execute_script(
+        f"const l = window.cockpitMap.state.layers[{grid_id!r}]; l.openTooltip();"
+        "return l.getTooltip().getElement().innerText;"
+    )
+    row = geo.areas.grids.loc[grid_id]
+    assert row["name_en"] in text
+    assert f"{after} " in text
+    assert outside(requested_urls(browser)) == []
