@@ -227,24 +227,34 @@ class AreaSet:
             np.asarray(sel.geometry.values, dtype=object), lambda c: np.round(c, precision)
         )
         geo_json = shapely.to_geojson(geoms)
-        names_zh = self.frame["name_zh"]
-        names_en = self.frame["name_en"]
+        # plain dicts and lists: pandas row access is ~10x slower at 50k features
+        names_zh = dict(zip(self.frame.index, self.frame["name_zh"], strict=True))
+        names_en = dict(zip(self.frame.index, self.frame["name_en"], strict=True))
         features = []
-        for (area_id, row), gj in zip(sel.iterrows(), geo_json, strict=True):
+        for area_id, lvl, parent, zh, en, kind, gj in zip(
+            sel.index,
+            sel["level"],
+            sel["parent"],
+            sel["name_zh"],
+            sel["name_en"],
+            sel["kind"],
+            geo_json,
+            strict=True,
+        ):
             props: dict[str, Any] = {
                 "id": area_id,
-                "level": row["level"],
-                "parent": row["parent"],
-                "name_zh": row["name_zh"],
-                "name_en": row["name_en"],
+                "level": lvl,
+                "parent": parent,
+                "name_zh": zh,
+                "name_en": en,
             }
-            if row["level"] in ("grid", SPECIAL):
-                props["kind"] = row["kind"]
+            if lvl in ("grid", SPECIAL):
+                props["kind"] = kind
                 found = {self._level[a]: a for a in self.ancestors(area_id)}
-                for lvl in ("community", "street", "district"):
-                    anc = found.get(lvl)
-                    props[f"{lvl}_zh"] = names_zh[anc] if anc else ""
-                    props[f"{lvl}_en"] = names_en[anc] if anc else ""
+                for up in ("community", "street", "district"):
+                    anc = found.get(up)
+                    props[f"{up}_zh"] = names_zh[anc] if anc else ""
+                    props[f"{up}_en"] = names_en[anc] if anc else ""
             features.append(
                 {"type": "Feature", "id": area_id, "properties": props, "geometry": json.loads(gj)}
             )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import shapely
@@ -116,3 +119,12 @@ def test_loc009_rejects_non_polygons() -> None:
         GridLocator([box(0, 0, 1, 1), shapely.Point(0, 0)])
     with pytest.raises(ValueError, match="differ in length"):
         GridLocator([box(0, 0, 1, 1)]).locate(np.array([1.0]), np.array([1.0, 2.0]))
+
+
+def test_loc010_geo_imports_neither_dash_nor_redis() -> None:
+    code = (
+        "import sys, geo.areas, geo.demo_city, geo.locate, geo.grid_import; "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('dash', 'redis', 'flask')); "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
