@@ -11,10 +11,15 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import redis
 
+from cockpit.contract import INCIDENTS
 from cockpit.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from cockpit.areastore import Geography
 
 DESCRIPTION = """Real-time city-operations cockpit: management grids, live incidents and alerts
 from Redis Streams. Settings come from COCKPIT_* environment variables or a TOML file
@@ -65,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rate", type=float, default=20.0, help="incidents per second (default 20)")
     demo.add_argument("--seed", type=int, default=None, help="seed of city and feed (default 7)")
     demo.add_argument("--scale", type=float, default=1.0, help="demo city size factor (default 1)")
+    demo.add_argument(
+        "--backfill", type=int, default=60, metavar="MINUTES",
+        help="on a fresh start, write this many minutes of past feed first (default 60; 0: none)",
+    )  # fmt: skip
     demo.set_defaults(handler=cmd_demo)
 
     serve = sub.add_parser(
@@ -177,7 +186,9 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     client, redis_url, release = _connect(settings)
     children: list[subprocess.Popen[bytes]] = []
     try:
-        _load_demo_city(client, seed, args.scale)
+        geo = _load_demo_city(client, seed, args.scale)
+        if args.backfill and not client.exists(INCIDENTS):
+            _backfill(client, geo, args.rate, seed, args.backfill)
         env = dict(os.environ, COCKPIT_REDIS_URL=redis_url, COCKPIT_SECRET_KEY=settings.secret_key)
         env["COCKPIT_DATA_DIR"] = str(settings.data_dir)
         py = [sys.executable, "-m", "cockpit"]
@@ -267,8 +278,19 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
         release()
 
 
-def _load_demo_city(client: redis.Redis, seed: int, scale: float) -> None:
-    from cockpit.areastore import VERSION_KEY, save_areas
+def _backfill(client: redis.Redis, geo: Geography, rate: float, seed: int, minutes: int) -> None:
+    from tqdm import tqdm
+
+    from cockpit.simulator import backfill, backfill_counts
+
+    total = sum(backfill_counts(rate, minutes, time.time()))
+    desc = f"Writing the last {minutes} min of feed"
+    with tqdm(total=total, desc=desc, unit="incidents", disable=None) as bar:
+        backfill(client, geo, rate, seed, minutes, progress=bar.update)
+
+
+def _load_demo_city(client: redis.Redis, seed: int, scale: float) -> Geography:
+    from cockpit.areastore import VERSION_KEY, Geography, save_areas
     from geo.demo_city import generate_demo_city
 
     started = time.monotonic()
@@ -278,6 +300,7 @@ def _load_demo_city(client: redis.Redis, seed: int, scale: float) -> None:
     if current is None or current.decode() != areas.version:
         save_areas(client, areas)
     print(f"  {len(areas.grids)} grids ready in {time.monotonic() - started:.1f} s", flush=True)
+    return Geography(areas)
 
 
 def cmd_grids_demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -299,7 +322,7 @@ def cmd_grids_import(args: argparse.Namespace, settings: Settings) -> int:
     def progress(step: str, done: int, total: int) -> None:
         bar = bars.get(step)
         if bar is None:
-            bar = bars[step] = tqdm(total=total, desc=step, unit="rows", leave=False)
+            bar = bars[step] = tqdm(total=total, desc=step, unit="rows", leave=False, disable=None)
         bar.n = done
         bar.refresh()
 

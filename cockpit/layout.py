@@ -12,8 +12,6 @@ from cockpit.i18n import badge_labels, t, tooltip_labels
 from cockpit.webapp import request_lang, runtime
 from layers.grids import boundary_layer, grid_layer, legend
 
-WUXI_CENTER = (31.66, 120.27)
-
 
 def serve_layout() -> html.Div:
     user = session_user()
@@ -54,8 +52,6 @@ def serve_layout() -> html.Div:
                 id=ids.MAP,
                 className="map",
                 preferCanvas=True,
-                center=WUXI_CENTER,
-                zoom=11,
                 bounds=[[miny, minx], [maxy, maxx]],
                 attributionControl=bool(settings.tile_url),
                 children=[

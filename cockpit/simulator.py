@@ -48,8 +48,11 @@ class Incident:
 class IncidentSimulator:
     """Generates incidents; ``batch(n, hour)`` is deterministic for a seed."""
 
-    def __init__(self, geo: Geography, seed: int = 7, hotspots: int = 12) -> None:
+    def __init__(
+        self, geo: Geography, seed: int = 7, hotspots: int = 12, id_prefix: str = "sim"
+    ) -> None:
         self.geo = geo
+        self.id_prefix = f"{id_prefix}-{seed}"
         self.rng = np.random.default_rng(seed)
         self.seq = 0
         self.seed = seed
@@ -92,7 +95,7 @@ class IncidentSimulator:
         start = self.seq
         self.seq += n
         return [
-            Incident(f"sim-{self.seed}-{start + k}", str(cats[k]), float(lat[k]), float(lon[k]),
+            Incident(f"{self.id_prefix}-{start + k}", str(cats[k]), float(lat[k]), float(lon[k]),
                      int(sev[k]))
             for k in range(n)
         ]  # fmt: skip
@@ -131,3 +134,39 @@ def run_simulator(
         time.sleep(max(0.0, next_at - time.monotonic()))
     return written
 
+
+
+def backfill_counts(rate: float, minutes: int, now: float) -> list[int]:
+    """Incidents per past minute (oldest first) that a backfill writes."""
+    return [
+        int(rate * 60 * IncidentSimulator.daily_factor(((now - m * 60) / 3600 + 8) % 24))
+        for m in range(minutes, 0, -1)
+    ]
+
+
+def backfill(
+    client: redis.Redis,
+    geo: Geography,
+    rate: float,
+    seed: int,
+    minutes: int = 60,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Write the last ``minutes`` of a feed at ``rate``, so a new demo opens on a lived-in city
+    rather than an empty one. Incident ids differ from the live feed's (prefix ``hist``)."""
+    sim = IncidentSimulator(geo, seed=seed, id_prefix="hist")
+    now = time.time()
+    written = 0
+    for minute, n in zip(range(minutes, 0, -1), backfill_counts(rate, minutes, now), strict=True):
+        moment = now - minute * 60
+        hour = (moment / 3600 + 8) % 24
+        incidents = sim.batch(n, hour)
+        ts = (moment + np.sort(sim.rng.uniform(0, 60, n))) * 1000
+        with client.pipeline(transaction=False) as pipe:
+            for inc, t in zip(incidents, ts, strict=True):
+                pipe.xadd(INCIDENTS, inc.fields(int(t)), maxlen=STREAM_MAXLEN, approximate=True)
+            pipe.execute()
+        written += n
+        if progress:
+            progress(n)
+    return written

@@ -22,8 +22,8 @@ from cockpit.settings import LANGUAGES, Settings
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 LANG_COOKIE = "cockpit_lang"
-# Flask endpoints that need no session (static files of Dash and the health check).
-PUBLIC_ENDPOINTS = {"static", "_dash_assets.static", "healthz", "set_lang"}
+# Our endpoints that need no session (they show nothing of the city).
+PUBLIC_ENDPOINTS = {"healthz", "set_lang"}
 
 
 class Runtime:
@@ -119,9 +119,8 @@ def _init_login(server: flask.Flask, settings: Settings) -> None:
     def gate() -> flask.Response | None:
         """Deny by default: every request but the public ones needs a session user."""
         endpoint = flask.request.endpoint or ""
-        if endpoint in PUBLIC_ENDPOINTS or flask.request.path.startswith(
-            ("/_dash-component-suites/", "/assets/", "/_favicon.ico")
-        ):
+        rule = flask.request.url_rule.rule if flask.request.url_rule else ""
+        if endpoint in PUBLIC_ENDPOINTS or DASH_ROUTES.get(rule) == PUBLIC:
             return None
         if flask_login.current_user.is_authenticated:
             return None
@@ -206,16 +205,28 @@ def _add_headers(server: flask.Flask, settings: Settings, script_hashes: list[st
         return resp
 
 
+# Dash's own routes and the decision each one has (the gate below applies to all of them).
+DASH_ROUTES: dict[str, str] = {
+    "/static/<path:filename>": PUBLIC,  # Flask's static folder (unused, empty)
+    "/assets/<path:filename>": PUBLIC,  # our CSS and JS, no data
+    "/_dash-component-suites/<string:package_name>/<path:fingerprinted_path>": PUBLIC,
+    "/_favicon.ico": PUBLIC,
+    "/_dash-layout": "session user; serve_layout builds the page for that user's scope",
+    "/_dash-dependencies": "session user; the callback graph holds no city data",
+    "/_dash-update-component": "session user; each callback authorised by secure_callback",
+    "/_reload-hash": "session user; hot reload, off outside debug",
+    "/": "session user; the page shell, no data",
+    "/<path:path>": "session user; the page shell, no data",
+}
+
+
 def unguarded_routes(server: flask.Flask) -> list[str]:
-    """Flask endpoints with no authorisation decision (a test keeps this list empty)."""
+    """Routes with no authorisation decision (a test keeps this list empty)."""
     missing = []
     for rule in server.url_map.iter_rules():
-        view = server.view_functions.get(rule.endpoint)
-        if rule.endpoint in ("static", "_dash_assets.static") or rule.rule.startswith("/_dash"):
-            continue  # Dash's shell and files; its data endpoints are guarded per callback
-        if rule.rule.startswith("/<path:") or rule.rule == "/":
-            continue  # Dash's page shell (index): no data until the guarded layout loads
-        if not hasattr(view, ACTION_ATTR):
+        if rule.rule in DASH_ROUTES:
+            continue
+        if not hasattr(server.view_functions.get(rule.endpoint), ACTION_ATTR):
             missing.append(rule.rule)
     return missing
 

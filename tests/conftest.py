@@ -15,13 +15,13 @@ from cockpit.embedded_redis import EmbeddedRedis
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
+    import subprocess
+
     import dash
     import dash_leaflet
     import shapely
 
     from cockpit.embedded_redis import redis_server_binary
-
-    import subprocess
 
     server = subprocess.run(
         [redis_server_binary(), "--version"], capture_output=True, text=True, check=False

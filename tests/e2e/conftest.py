@@ -83,7 +83,9 @@ def _chromium_paths() -> tuple[str, str]:
     browser = shutil.which("chromium") or "/usr/bin/chromium"
     driver = shutil.which("chromedriver") or "/usr/bin/chromedriver"
     if not (Path(browser).exists() and Path(driver).exists()):
-        pytest.fail("browser tests need Debian's chromium and chromium-driver (.ci/run installs them)")
+        pytest.fail(
+            "browser tests need Debian's chromium and chromium-driver (.ci/run installs them)"
+        )
     return browser, driver
 
 
@@ -97,7 +99,13 @@ def make_browser(width: int = 1920, height: int = 1080) -> webdriver.Chrome:
                  f"--window-size={width},{height}", "--force-device-scale-factor=1"):  # fmt: skip
         opts.add_argument(flag)
     opts.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
-    return webdriver.Chrome(options=opts, service=Service(driver))
+    chrome = webdriver.Chrome(options=opts, service=Service(driver))
+    # the window size includes browser chrome; screenshots need the exact viewport
+    chrome.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600},
+    )
+    return chrome
 
 
 @pytest.fixture

@@ -19,7 +19,9 @@ DRAWN = "return Object.values(window.cockpitMap.state.layers).filter(l => l._map
 def _open_map(browser, demo_server) -> None:
     browser.get(demo_server.base_url + "/")
     wait_until(
-        lambda: browser.execute_script("return window.cockpitMap && " + DRAWN.removeprefix("return ")),
+        lambda: browser.execute_script(
+            "return window.cockpitMap && " + DRAWN.removeprefix("return ")
+        ),
         timeout=30,
         what="grid shapes drawn",
     )
@@ -27,12 +29,26 @@ def _open_map(browser, demo_server) -> None:
 
 def test_map001_draws_every_grid_and_nothing_leaves_localhost(browser, demo_server):
     _open_map(browser, demo_server)
-    drawn = wait_until(lambda: browser.execute_script(DRAWN) >= 557 and browser.execute_script(DRAWN),
-                       timeout=30, what="557 grids")
+    drawn = wait_until(
+        lambda: browser.execute_script(DRAWN) >= 557 and browser.execute_script(DRAWN),
+        timeout=30,
+        what="557 grids",
+    )
     assert drawn >= 557
     # the live feed colours the map: the KPI and the badge come alive
-    wait_until(lambda: "fresh" in browser.find_element("id", "data-age").get_attribute("class"),
-               timeout=20, what="fresh data badge")
+    wait_until(
+        lambda: "fresh" in browser.find_element("id", "data-age").get_attribute("class"),
+        timeout=20,
+        what="fresh data badge",
+    )
+    coloured = wait_until(
+        lambda: browser.execute_script(
+            "return Object.values(window.cockpitMap.state.drawn).filter(v => v > 0).length"
+        ),
+        timeout=10,
+        what="grids coloured by the backfilled feed",
+    )
+    assert coloured > 100  # the demo opens on an hour of feed, spread over the city
     urls = requested_urls(browser)
     assert any("/geo/grid.geojson" in u for u in urls)
     assert outside(urls) == []
@@ -51,13 +67,27 @@ def test_map002_xadd_into_one_grid_changes_its_count_within_5s(browser, demo_ser
     before = browser.execute_script(f"return window.cockpitMap.state.drawn[{grid_id!r}] || 0")
     now_ms = int(r.time()[0]) * 1000
     for k in range(5):
-        r.xadd(INCIDENTS, {"id": f"e2e-{k}-{now_ms}", "ts": str(now_ms), "category": "dispute",
-                           "lat": f"{lat:.7f}", "lon": f"{lon:.7f}", "text": "<b>x</b>"})
+        r.xadd(
+            INCIDENTS,
+            {
+                "id": f"e2e-{k}-{now_ms}",
+                "ts": str(now_ms),
+                "category": "dispute",
+                "lat": f"{lat:.7f}",
+                "lon": f"{lon:.7f}",
+                "text": "<b>x</b>",
+            },
+        )
     started = time.monotonic()
     after = wait_until(
-        lambda: (n := browser.execute_script(
-            f"return window.cockpitMap.state.drawn[{grid_id!r}] || 0")) >= before + 5 and n,
-        timeout=5, interval=0.1, what=f"grid {grid_id} count to rise by 5",
+        lambda: (
+            (n := browser.execute_script(f"return window.cockpitMap.state.drawn[{grid_id!r}] || 0"))
+            >= before + 5
+            and n
+        ),
+        timeout=5,
+        interval=0.1,
+        what=f"grid {grid_id} count to rise by 5",
     )
     assert after >= before + 5
     assert time.monotonic() - started <= 5

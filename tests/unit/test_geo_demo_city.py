@@ -130,7 +130,7 @@ def test_gen010_scaled_city_count() -> None:
     assert shapely.coverage_is_valid(np.asarray(big.grids.geometry.values, dtype=object))
 
 
-@pytest.mark.skip(reason="50k-grid run takes ~20 s; run by hand or in benchmarks/")
+
 def test_gen011_fifty_thousand_grids() -> None:
     big = generate_demo_city(scale=scale_for_grids(50_000))
     assert len(big.grids) >= 50_000

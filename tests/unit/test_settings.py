@@ -11,7 +11,13 @@ from cockpit.settings import Settings, SettingsError
 
 def test_set001_defaults_need_nothing():
     s = Settings.from_env({})
-    assert (s.host, s.port, s.lang, s.redis_url, s.tile_url) == ("127.0.0.1", 8050, "en", None, None)
+    assert (s.host, s.port, s.lang, s.redis_url, s.tile_url) == (
+        "127.0.0.1",
+        8050,
+        "en",
+        None,
+        None,
+    )
     assert len(s.secret_key) >= 32
 
 

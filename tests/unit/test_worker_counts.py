@@ -38,8 +38,16 @@ def test_wrk001_counts_equal_incidents_written_per_grid(r, loaded_city):
     cats = np.array(["dispute", "hotline", "traffic"])[np.arange(len(lon)) % 3]
     with r.pipeline(transaction=False) as pipe:
         for k in range(len(lon)):
-            pipe.xadd(INCIDENTS, {"id": f"t-{k}", "ts": str(now_ms - 1000), "category": cats[k],
-                                  "lat": f"{lat[k]:.7f}", "lon": f"{lon[k]:.7f}"})
+            pipe.xadd(
+                INCIDENTS,
+                {
+                    "id": f"t-{k}",
+                    "ts": str(now_ms - 1000),
+                    "category": cats[k],
+                    "lat": f"{lat[k]:.7f}",
+                    "lon": f"{lon[k]:.7f}",
+                },
+            )
         pipe.execute()
     worker = Worker(r, name="t1", batch_size=700, block_ms=50)
     worker.ensure_group()
@@ -63,9 +71,18 @@ def test_wrk002_bad_entries_go_to_deadletter_and_valid_ones_count(r, loaded_city
     geo = loaded_city
     lon, lat, _pos = _points_in(geo, 2, seed=3)
     now_ms = int(r.time()[0]) * 1000
-    good = {"id": "g1", "ts": str(now_ms), "category": "dispute", "lat": str(lat[0]), "lon": str(lon[0])}
+    good = {
+        "id": "g1",
+        "ts": str(now_ms),
+        "category": "dispute",
+        "lat": str(lat[0]),
+        "lon": str(lon[0]),
+    }
     bad = [
-        ({"id": "b1", "ts": str(now_ms), "category": "dispute", "lon": str(lon[0])}, "missing_field"),
+        (
+            {"id": "b1", "ts": str(now_ms), "category": "dispute", "lon": str(lon[0])},
+            "missing_field",
+        ),
         ({**good, "id": "b2", "lat": "abc"}, "bad_number"),
         ({**good, "id": "b3", "lat": "nan"}, "not_finite"),
         ({**good, "id": "b4", "lat": "10.0"}, "outside_map"),

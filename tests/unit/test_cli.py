@@ -1,0 +1,71 @@
+"""The command line: --help everywhere, grid import end to end, clear errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import geopandas as gpd
+import pytest
+import redis
+
+from cockpit.areastore import load_geography
+
+COMMANDS = [[], ["demo"], ["serve"], ["worker"], ["simulate"], ["grids"], ["grids", "import"],
+            ["grids", "demo"], ["status"]]  # fmt: skip
+
+
+def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "cockpit", *args], capture_output=True, text=True, timeout=120,
+        env=env,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "cockpit")
+def test_cli001_every_command_has_help(command):
+    done = run(*command, "--help")
+    assert done.returncode == 0, done.stderr
+    assert "usage: cockpit" in done.stdout
+
+
+def _env(redis_url: str) -> dict:
+    import os
+
+    return {**os.environ, "COCKPIT_REDIS_URL": redis_url}
+
+
+def test_cli002_import_geojson_stores_grids(tmp_path, r, redis_url, demo_areas):
+    grids = demo_areas.grids.reset_index()[["id", "name_zh", "parent", "geometry"]].head(40)
+    path = tmp_path / "grids.geojson"
+    grids.to_file(path, driver="GeoJSON")
+    done = run("grids", "import", str(path), env=_env(redis_url))
+    assert done.returncode == 0, done.stderr
+    assert "Read" in done.stdout and "Stored as grid version" in done.stdout
+    geo = load_geography(redis.Redis.from_url(redis_url))
+    assert sorted(geo.grid_ids) == sorted(grids["id"])
+
+
+def test_cli003_import_errors_name_the_problem_and_exit_nonzero(tmp_path, r, redis_url):
+    done = run("grids", "import", str(tmp_path / "nope.geojson"), env=_env(redis_url))
+    assert done.returncode == 2
+    assert "nope.geojson" in done.stderr and "Traceback" not in done.stderr
+
+    frame = gpd.GeoDataFrame({"code_x": ["a"]}, geometry=gpd.points_from_xy([120.2], [31.6]),
+                             crs="EPSG:4326")  # fmt: skip
+    bad = tmp_path / "points.geojson"
+    frame.to_file(bad, driver="GeoJSON")
+    done = run("grids", "import", str(bad), "--id-col", "code_x", env=_env(redis_url))
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr and done.stderr.strip().count("\n") == 0
+
+
+def test_cli004_wrong_setting_stops_with_one_line():
+    import os
+
+    env = {**os.environ, "COCKPIT_PORT": "abc"}
+    done = run("status", env=env)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "cockpit: setting error: COCKPIT_PORT='abc' is not a whole number; use one from 1 to 65535"
+    )
