@@ -8,7 +8,8 @@ grid that lines up with Leaflet's Web Mercator map, blurs it, colours it and enc
   ImageOverlay linearly between its corners in projected (Mercator) space, not in latitude.
 - ``HeatWindow``: a sliding time window (15 min, 1 h, 24 h) over a raster. It keeps every point's
   pixel index and weight (5 bytes a point) in per-bucket arrays, so an expired bucket is
-  subtracted in one vectorised call instead of recounting the window.
+  subtracted in one vectorised call instead of recounting the window. ``pack_binned`` /
+  ``unpack_binned`` carry binned points as bytes between processes (5 bytes a point).
 - ``blur``, ``robust_max``, ``quantise``, ``encode_png``: the pure render stages (smooth, pick
   the scale, map to a 256-colour palette, encode a palette PNG), composed by
   ``HeatRaster.render_png``.
@@ -250,12 +251,24 @@ class HeatWindow:
     def add(
         self, ts: np.ndarray, lon: np.ndarray, lat: np.ndarray, weight: np.ndarray | int = 1
     ) -> int:
-        """Count points stamped ``ts`` (epoch seconds); late ones already out are ignored."""
-        ts = np.asarray(ts, dtype=np.float64).ravel()
+        """Count points stamped ``ts`` (epoch seconds); returns how many counted.
+
+        Points outside the bbox, with NaN, or already older than the window are ignored.
+        """
         idx = self.raster.pixel_index(lon, lat)
+        return self.add_binned(ts, idx, weight)
+
+    def add_binned(
+        self, ts: np.ndarray | float, idx: np.ndarray, weight: np.ndarray | int = 1
+    ) -> int:
+        """``add`` for points already binned on this raster (e.g. by the worker, see
+        ``pack_binned``): flat pixel indices, -1 for none. Weights are clipped to 1..255."""
+        idx = np.asarray(idx, dtype=np.int64).ravel()
+        ts = np.broadcast_to(np.asarray(ts, dtype=np.float64), idx.shape)
         w = np.broadcast_to(np.asarray(weight, dtype=np.float64), idx.shape)
-        ok = (idx >= 0) & (w > 0) & (ts >= self._start)  # NaN ts fails too
-        idx, w, ts = idx[ok], np.rint(w[ok]), ts[ok]
+        ok = (idx >= 0) & (idx < self.raster.counts.size) & (w > 0) & (ts >= self._start)
+        idx, ts = idx[ok], ts[ok]  # NaN weight or ts failed the comparisons above
+        w = np.clip(np.rint(w[ok]), 1, 255)  # stored as uint8: add exactly what expiry removes
         if idx.size == 0:
             return 0
         self.raster.add_binned(idx, w.astype(np.int64))
@@ -264,7 +277,7 @@ class HeatWindow:
         order = np.argsort(bucket, kind="stable")
         bucket = bucket[order]
         idx32 = idx[order].astype(np.int32)
-        w8 = np.minimum(w[order], 255).astype(np.uint8)
+        w8 = w[order].astype(np.uint8)
         starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
         ends = np.r_[starts[1:], bucket.size]
         for a, b in zip(starts, ends, strict=True):
@@ -285,6 +298,29 @@ class HeatWindow:
         self.raster.add_binned(idx, -w)
         self._points -= int(idx.size)
         return int(idx.size)
+
+
+# One binned point on the wire or in Redis: flat pixel index and weight, 5 bytes, little-endian.
+BINNED_DTYPE = np.dtype([("pixel", "<i4"), ("weight", "u1")])
+
+
+def pack_binned(idx: np.ndarray, weight: np.ndarray | int = 1) -> bytes:
+    """Binned points as bytes (5 a point), e.g. for a worker to APPEND to a per-minute key that
+    a renderer reads with ``unpack_binned`` and ``HeatWindow.add_binned``. Drops idx < 0 and
+    weights that are not positive; clips weights to 1..255."""
+    idx = np.asarray(idx, dtype=np.int64).ravel()
+    w = np.broadcast_to(np.asarray(weight, dtype=np.float64), idx.shape)
+    keep = (idx >= 0) & (w > 0)  # NaN weight fails too
+    out = np.empty(int(keep.sum()), dtype=BINNED_DTYPE)
+    out["pixel"] = idx[keep]
+    out["weight"] = np.clip(np.rint(w[keep]), 1, 255)
+    return out.tobytes()
+
+
+def unpack_binned(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """``(idx, weight)`` as int64 arrays from ``pack_binned`` bytes."""
+    records = np.frombuffer(data, dtype=BINNED_DTYPE)
+    return records["pixel"].astype(np.int64), records["weight"].astype(np.int64)
 
 
 def box_radius(sigma_px: float, passes: int = _BLUR_PASSES) -> int:

@@ -19,9 +19,11 @@ from layers.heat import (
     blur,
     box_radius,
     encode_png_rgba,
+    pack_binned,
     quantise,
     ramp_palette,
     robust_max,
+    unpack_binned,
 )
 
 # 10°E..20°E, 0°..60°N at 100 px wide: tall enough that latitude and Mercator rows differ a lot.
@@ -277,3 +279,28 @@ def test_heat012_update_with_a_million_points_stays_within_twice_the_budget():
         assert removed == batch and window.points == n
         assert len(image.png) > 1000
     assert sorted(elapsed)[1] <= 2 * BUDGET_MS, f"update took {elapsed} ms"
+
+
+def test_heat013_binned_points_travel_as_bytes_and_window_matches():
+    rng = np.random.default_rng(13)
+    n = 3000
+    lon = rng.uniform(DEMO_BBOX[0] - 0.01, DEMO_BBOX[2], n)  # a few west of the city
+    lat = rng.uniform(DEMO_BBOX[1], DEMO_BBOX[3], n)
+    weight = rng.integers(1, 5, n).astype(float)
+    weight[:3] = [np.nan, 0, 900]  # dropped, dropped, clipped to 255
+    lon[2], lat[2] = 120.25, 31.7  # inside, so the clipped weight is the first record
+    ts = 1_700_000_000.0 + rng.uniform(0, 120, n)
+    direct = HeatWindow(HeatRaster(DEMO_BBOX, width=128), window_s=600)
+    carried = HeatWindow(HeatRaster(DEMO_BBOX, width=128), window_s=600)
+    direct.add(ts, lon, lat, weight)
+    idx = carried.raster.pixel_index(lon, lat)
+    data = pack_binned(idx, weight)
+    keep = (idx >= 0) & (weight > 0)
+    assert len(data) == 5 * keep.sum()
+    got_idx, got_w = unpack_binned(data)
+    assert np.array_equal(got_idx, idx[keep])
+    assert got_w[0] == 255
+    assert carried.add_binned(ts[keep], got_idx, got_w) == direct.points == keep.sum()
+    assert np.array_equal(carried.raster.counts, direct.raster.counts)
+    direct.advance(1_700_000_000.0 + 10_000)  # everything expires, the clipped 255 included
+    assert direct.points == 0 and not direct.raster.counts.any()
