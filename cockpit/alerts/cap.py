@@ -49,6 +49,13 @@ _TO_CAP_CATEGORY = {"flood": "Met", "fire_hazard": "Fire", "environment": "Env",
                     "traffic": "Transport", "public_security": "Security", "dumping": "Env"}
 _FLOOD_WORDS = ("flood", "洪", "涝", "汛")
 _TZ = ZoneInfo("Asia/Shanghai")
+_HOSTILE = {
+    "DTDForbidden": "a document type declaration (DTD) is not allowed in CAP; DTDs carry "
+    "entity expansion (billion laughs) and external entities or files",
+    "EntitiesForbidden": "entity declarations are not allowed (entity expansion)",
+    "ExternalReferenceForbidden": "external references (files, URLs) are not allowed",
+    "NotSupportedError": "the document uses an XML feature that is not supported",
+}
 
 
 class CapError(ValueError):
@@ -210,7 +217,8 @@ def parse_cap(data: str | bytes) -> CapMessage:
         # forbid_dtd refuses any DTD, which covers entity expansion and external entities too
         root = _safe_fromstring(raw, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
-        raise CapError(f"refused hostile XML ({type(exc).__name__}): {exc}") from None
+        why = _HOSTILE.get(type(exc).__name__, "it uses a forbidden XML feature")
+        raise CapError(f"refused hostile XML: {why} ({type(exc).__name__})") from None
     except ParseError as exc:
         raise CapError(f"malformed XML: {exc}") from None
     if root.tag != _Q + "alert":
