@@ -39,14 +39,30 @@ _Q = "{" + NS + "}"
 MAX_CAP_BYTES = 1_000_000
 MSG_TYPES = ("Alert", "Update", "Cancel", "Ack", "Error")
 STATUSES = ("Actual", "Exercise", "System", "Test", "Draft")
-CAP_SEVERITY = {"Extreme": "extreme", "Severe": "severe", "Moderate": "moderate",
-                "Minor": "minor", "Unknown": "info"}
+CAP_SEVERITY = {
+    "Extreme": "extreme",
+    "Severe": "severe",
+    "Moderate": "moderate",
+    "Minor": "minor",
+    "Unknown": "info",
+}
 _TO_CAP_SEVERITY = {v: k for k, v in CAP_SEVERITY.items()}
 #: CAP category -> cockpit category (for escalation times); flood words win over this.
-CAP_CATEGORY = {"Fire": "fire_hazard", "Env": "environment", "Transport": "traffic",
-                "Security": "public_security", "Safety": "public_security"}
-_TO_CAP_CATEGORY = {"flood": "Met", "fire_hazard": "Fire", "environment": "Env",
-                    "traffic": "Transport", "public_security": "Security", "dumping": "Env"}
+CAP_CATEGORY = {
+    "Fire": "fire_hazard",
+    "Env": "environment",
+    "Transport": "traffic",
+    "Security": "public_security",
+    "Safety": "public_security",
+}
+_TO_CAP_CATEGORY = {
+    "flood": "Met",
+    "fire_hazard": "Fire",
+    "environment": "Env",
+    "traffic": "Transport",
+    "public_security": "Security",
+    "dumping": "Env",
+}
 _FLOOD_WORDS = ("flood", "洪", "涝", "汛")
 _TZ = ZoneInfo("Asia/Shanghai")
 _HOSTILE = {
@@ -222,8 +238,10 @@ def parse_cap(data: str | bytes) -> CapMessage:
     except ParseError as exc:
         raise CapError(f"malformed XML: {exc}") from None
     if root.tag != _Q + "alert":
-        raise CapError(f"not a CAP 1.2 message: root element is {root.tag!r}, expected "
-                       f"<alert> in namespace {NS}")
+        raise CapError(
+            f"not a CAP 1.2 message: root element is {root.tag!r}, expected "
+            f"<alert> in namespace {NS}"
+        )
     msg = CapMessage(
         identifier=_text(root, "identifier", required=True),
         sender=_text(root, "sender", required=True),
@@ -334,8 +352,10 @@ def _find(existing: dict[str, Alert], ref: CapReference) -> Alert | None:
 
 
 def apply_cap(
-    existing: dict[str, Alert], message: CapMessage | str | bytes,
-    areas: AreaSet | gpd.GeoDataFrame, now: float,
+    existing: dict[str, Alert],
+    message: CapMessage | str | bytes,
+    areas: AreaSet | gpd.GeoDataFrame,
+    now: float,
 ) -> list[CapChange]:
     """Changes a CAP message makes to ``existing`` (alerts by id); ``existing`` is not modified.
 
@@ -351,25 +371,39 @@ def apply_cap(
         new_id = alert_id(msg.key)
         if new_id in existing:
             return [CapChange("duplicate", existing[new_id], f"{msg.key} already applied")]
-        alert = Alert(id=new_id, kind="cap", status="new", dedup_key=msg.key, raised_at=now,
-                      updated_at=now, **_alert_fields(msg, areas))
+        alert = Alert(
+            id=new_id,
+            kind="cap",
+            status="new",
+            dedup_key=msg.key,
+            raised_at=now,
+            updated_at=now,
+            **_alert_fields(msg, areas),
+        )
         return [CapChange("create", alert)]
     changes: list[CapChange] = []
     fields_ = _alert_fields(msg, areas) if msg.msg_type == "Update" else None
     for ref in msg.references:
         target = _find(existing, ref)
         if target is None:
-            changes.append(CapChange("unknown_reference", None,
-                                     f"no alert for {ref.sender},{ref.identifier}", ref))
+            changes.append(
+                CapChange(
+                    "unknown_reference", None, f"no alert for {ref.sender},{ref.identifier}", ref
+                )
+            )
         elif not target.is_open:
             changes.append(CapChange("already_closed", target, f"alert is {target.status}", ref))
         elif fields_ is not None:
-            changes.append(CapChange("update", replace(target, updated_at=now, **fields_),
-                                     reference=ref))
+            changes.append(
+                CapChange("update", replace(target, updated_at=now, **fields_), reference=ref)
+            )
         else:
             note = msg.note or f"cancelled by {msg.sender} ({msg.identifier})"
-            changes.append(CapChange("cancel", transition(target, "clear", msg.sender, now, note),
-                                     reference=ref))
+            changes.append(
+                CapChange(
+                    "cancel", transition(target, "clear", msg.sender, now, note), reference=ref
+                )
+            )
     return changes
 
 
@@ -400,8 +434,12 @@ def _rings(geometry: dict[str, Any] | None) -> tuple[list[str], list[str]]:
     return polygons, circles
 
 
-def export_cap(alert: Alert, sender: str = "cockpit@localhost", msg_type: str = "Alert",
-               references: list[CapReference] | None = None) -> str:
+def export_cap(
+    alert: Alert,
+    sender: str = "cockpit@localhost",
+    msg_type: str = "Alert",
+    references: list[CapReference] | None = None,
+) -> str:
     """The alert as a CAP 1.2 document (UTF-8 XML text) that :func:`parse_cap` reads back.
 
     Two ``<info>`` blocks (en-US and zh-CN titles); one ``<area>`` with the alert's polygon
@@ -425,8 +463,7 @@ def export_cap(alert: Alert, sender: str = "cockpit@localhost", msg_type: str = 
     sub(root, "scope", "Restricted")
     sub(root, "restriction", "cockpit users whose scope covers the area")
     if references:
-        sub(root, "references", " ".join(f"{r.sender},{r.identifier},{r.sent}"
-                                         for r in references))
+        sub(root, "references", " ".join(f"{r.sender},{r.identifier},{r.sent}" for r in references))
     polygons, circles = _rings(alert.geometry)
     urgent = severity_rank(alert.severity) >= severity_rank("severe")
     for language, title in (("en-US", alert.title_en), ("zh-CN", alert.title_zh)):

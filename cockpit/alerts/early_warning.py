@@ -17,7 +17,9 @@ Rising risk (per grid, optionally per category)
     events is not a surge however small lambda is). Its severity is ``minor``, or ``moderate``
     when ``p < 1e-6``: a statistical signal asks for a look, not an emergency response.
     It clears when ``p >= 0.01`` (hysteresis, so a rate at the edge does not flap).
-    One situation per grid and category.
+    One situation per grid and category. Plugging in the estimated lambda makes the test a
+    little optimistic for short histories; with a week of hourly history the measured false
+    alarm rate on simulated normal days stays under 0.001 per grid-hour (test ew003).
 
 Dispute escalation (per normalised address)
     Three or more disputes at the same normalised address within 7 days raise one warning
@@ -110,36 +112,55 @@ class RisingRiskRule:
         return poisson_sf(int(observed), lam), lam
 
     def evaluate(
-        self, state: RisingRiskState | None, grid: str, observed: int,
-        history: Sequence[int], now: float, category: str = "all",
+        self,
+        state: RisingRiskState | None,
+        grid: str,
+        observed: int,
+        history: Sequence[int],
+        now: float,
+        category: str = "all",
     ) -> tuple[RisingRiskState, list[AlertEvent]]:
         """Decide for one grid; returns the new state and a raise or clear event, if any."""
         st = replace(state) if state is not None else RisingRiskState(grid, category)
         p, lam = self.surprise(observed, history)
-        data = {"observed": int(observed), "baseline": round(lam, 4), "p": p,
-                "category": category}
+        data = {"observed": int(observed), "baseline": round(lam, 4), "p": p, "category": category}
         label = "" if category == "all" else f" ({category})"
         if st.alert_key is None:
             if p >= self.p_raise or observed < self.min_count:
                 return st, []
             st.alert_key = f"rising_risk:{grid}:{category}:{now:.0f}"
-            return st, [AlertEvent(
-                action="raise", kind="rising_risk",
-                severity="moderate" if p < self.p_moderate else "minor",
-                dedup_key=st.alert_key, source_ref=grid, at=now,
-                title_en=f"Rising risk in grid {grid}{label}: {observed} incidents in the last "
-                f"hour, usually {lam:.1f}",
-                title_zh=f"网格 {grid} 风险上升{label}: 近一小时 {observed} 起, 平常 {lam:.1f} 起",
-                data=data,
-            )]
+            usual = f"{lam:.1f}"
+            return st, [
+                AlertEvent(
+                    action="raise",
+                    kind="rising_risk",
+                    severity="moderate" if p < self.p_moderate else "minor",
+                    dedup_key=st.alert_key,
+                    source_ref=grid,
+                    at=now,
+                    title_en=f"Rising risk in grid {grid}{label}: {observed} incidents in the "
+                    f"last hour, usually {usual}",
+                    title_zh=f"网格 {grid} 风险上升{label}: "
+                    f"近一小时 {observed} 起, 平常 {usual} 起",
+                    data=data,
+                )
+            ]
         if p < self.p_clear:
             return st, []
         key, st.alert_key = st.alert_key, None
-        return st, [AlertEvent(
-            action="clear", kind="rising_risk", severity="minor", dedup_key=key,
-            source_ref=grid, at=now, title_en=f"Grid {grid}: incident rate back to normal",
-            title_zh=f"网格 {grid}: 事件数已恢复正常", data=data,
-        )]
+        return st, [
+            AlertEvent(
+                action="clear",
+                kind="rising_risk",
+                severity="minor",
+                dedup_key=key,
+                source_ref=grid,
+                at=now,
+                title_en=f"Grid {grid}: incident rate back to normal",
+                title_zh=f"网格 {grid}: 事件数已恢复正常",
+                data=data,
+            )
+        ]
 
 
 # -- disputes at one address ------------------------------------------------------------------
@@ -191,8 +212,14 @@ class DisputeRule:
     window_s: float = 7 * 86400.0
 
     def evaluate(
-        self, state: DisputeState | None, incident_id: str, address: str, ts: float,
-        now: float, lon: float | None = None, lat: float | None = None,
+        self,
+        state: DisputeState | None,
+        incident_id: str,
+        address: str,
+        ts: float,
+        now: float,
+        lon: float | None = None,
+        lat: float | None = None,
     ) -> tuple[DisputeState, list[AlertEvent]]:
         """Count one dispute at ``address``; raise once when the threshold is reached."""
         norm = normalise_address(address)
@@ -208,15 +235,22 @@ class DisputeRule:
             st.alert_key = f"dispute_escalation:{address_key(norm)}:{st.incidents[0][0]:.0f}"
             n = len(st.incidents)
             days = self.window_s / 86400
-            events.append(AlertEvent(
-                action="raise", kind="dispute_escalation", severity="moderate",
-                dedup_key=st.alert_key, source_ref=norm, at=now,
-                title_en=f"{n} disputes at {address} within {days:.0f} days",
-                title_zh=f"{address} {days:.0f} 天内发生 {n} 起矛盾纠纷, 存在升级风险",
-                geometry=mapping(Point(lon, lat)) if lon is not None and lat is not None
-                else None,
-                data={"incidents": [x[1] for x in st.incidents]},
-            ))
+            events.append(
+                AlertEvent(
+                    action="raise",
+                    kind="dispute_escalation",
+                    severity="moderate",
+                    dedup_key=st.alert_key,
+                    source_ref=norm,
+                    at=now,
+                    title_en=f"{n} disputes at {address} within {days:.0f} days",
+                    title_zh=f"{address} {days:.0f} 天内发生 {n} 起矛盾纠纷, 存在升级风险",
+                    geometry=mapping(Point(lon, lat))
+                    if lon is not None and lat is not None
+                    else None,
+                    data={"incidents": [x[1] for x in st.incidents]},
+                )
+            )
         return st, events
 
     def check(self, state: DisputeState, now: float) -> tuple[DisputeState, list[AlertEvent]]:
@@ -225,8 +259,15 @@ class DisputeRule:
         if st.alert_key is None or len(st.incidents) >= self.threshold:
             return st, []
         key, st.alert_key = st.alert_key, None
-        return st, [AlertEvent(
-            action="clear", kind="dispute_escalation", severity="moderate", dedup_key=key,
-            source_ref=st.address, at=now, title_en="No more repeated disputes at this address",
-            title_zh="该地址近期未再发生矛盾纠纷",
-        )]
+        return st, [
+            AlertEvent(
+                action="clear",
+                kind="dispute_escalation",
+                severity="moderate",
+                dedup_key=key,
+                source_ref=st.address,
+                at=now,
+                title_en="No more repeated disputes at this address",
+                title_zh="该地址近期未再发生矛盾纠纷",
+            )
+        ]

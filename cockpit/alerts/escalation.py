@@ -114,8 +114,9 @@ def escalate(alert: Alert, now: float, policy: EscalationPolicy = DEFAULT_POLICY
     return replace(alert, escalation_level=level, updated_at=now)
 
 
-def visible_to_level(alert: Alert, viewer_level: str, now: float,
-                     policy: EscalationPolicy = DEFAULT_POLICY) -> bool:
+def visible_to_level(
+    alert: Alert, viewer_level: str, now: float, policy: EscalationPolicy = DEFAULT_POLICY
+) -> bool:
     """True when the alert has escalated to (at least) ``viewer_level``.
 
     Grid and community viewers always see the alerts of their area; a street, district or city

@@ -191,9 +191,7 @@ def transition(alert: Alert, action: str, user_id: str, now: float, text: str = 
     if not user_id:
         raise IllegalTransition(f"cannot {action} alert {alert.id}: no user given")
     if alert.status in CLOSED:
-        raise IllegalTransition(
-            f"cannot {action} alert {alert.id}: it is already {alert.status}"
-        )
+        raise IllegalTransition(f"cannot {action} alert {alert.id}: it is already {alert.status}")
     if action == "acknowledge":
         if alert.status != "new":
             raise IllegalTransition(
@@ -221,10 +219,8 @@ def transition(alert: Alert, action: str, user_id: str, now: float, text: str = 
             updated_at=now,
         )
     # clear: the condition ended without anyone resolving it
-    return replace(
-        alert, status="cleared", cleared_at=now, resolution_note=text or alert.resolution_note,
-        updated_at=now,
-    )
+    note = text or alert.resolution_note
+    return replace(alert, status="cleared", cleared_at=now, resolution_note=note, updated_at=now)
 
 
 def apply_event(

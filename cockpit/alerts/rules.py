@@ -122,9 +122,7 @@ class FloodRule:
             return "danger"
         return "warning" if level_m >= self.warning_m else "normal"
 
-    def _event(
-        self, action: str, level: str, key: str, level_m: float, now: float
-    ) -> AlertEvent:
+    def _event(self, action: str, level: str, key: str, level_m: float, now: float) -> AlertEvent:
         shown = level if level != "normal" else "warning"
         return AlertEvent(
             action=action,
@@ -339,12 +337,29 @@ class TruckRule:
         return began.strftime("%Y-%m-%dT%H:%M%z")
 
     def _event(
-        self, action: str, kind: str, severity: str, key: str, truck: str, now: float,
-        lon: float, lat: float, en: str, zh: str, data: dict[str, Any] | None = None,
+        self,
+        action: str,
+        kind: str,
+        severity: str,
+        key: str,
+        truck: str,
+        now: float,
+        lon: float,
+        lat: float,
+        en: str,
+        zh: str,
+        data: dict[str, Any] | None = None,
     ) -> AlertEvent:
         return AlertEvent(
-            action=action, kind=kind, severity=severity, dedup_key=key, source_ref=truck,
-            at=now, title_en=en, title_zh=zh, geometry=mapping(Point(lon, lat)),
+            action=action,
+            kind=kind,
+            severity=severity,
+            dedup_key=key,
+            source_ref=truck,
+            at=now,
+            title_en=en,
+            title_zh=zh,
+            geometry=mapping(Point(lon, lat)),
             data=data or {},
         )
 
@@ -363,9 +378,18 @@ class TruckRule:
         events: list[AlertEvent] = []
         if st.offline_key is not None:
             events.append(
-                self._event("clear", "truck_offline", "info", st.offline_key, ping.truck, now,
-                            ping.lon, ping.lat, f"Truck {ping.truck} is reporting again",
-                            f"渣土车 {ping.truck} 已恢复上线")
+                self._event(
+                    "clear",
+                    "truck_offline",
+                    "info",
+                    st.offline_key,
+                    ping.truck,
+                    now,
+                    ping.lon,
+                    ping.lat,
+                    f"Truck {ping.truck} is reporting again",
+                    f"渣土车 {ping.truck} 已恢复上线",
+                )
             )
             st.offline_key = None
         moved = (
@@ -392,7 +416,10 @@ class TruckRule:
         if st.stop_since is None or not (near or slow):
             # a new stop candidate begins here
             st.stop_since, st.stop_lon, st.stop_lat, st.dumping_key = (
-                ping.ts, ping.lon, ping.lat, None
+                ping.ts,
+                ping.lon,
+                ping.lat,
+                None,
             )
             return []
         if st.dumping_key is not None or ping.ts - st.stop_since < self.stop_minutes * 60:
@@ -402,11 +429,19 @@ class TruckRule:
         st.dumping_key = f"dumping_suspected:{ping.truck}:{st.stop_since:.0f}"
         minutes = (ping.ts - st.stop_since) / 60
         return [
-            self._event("raise", "dumping_suspected", "moderate", st.dumping_key, ping.truck,
-                        now, st.stop_lon, st.stop_lat,
-                        f"Loaded truck {ping.truck} stopped {minutes:.0f} min outside any site",
-                        f"重载渣土车 {ping.truck} 在场外停留 {minutes:.0f} 分钟, 疑似偷倒",
-                        {"stop_since": st.stop_since})
+            self._event(
+                "raise",
+                "dumping_suspected",
+                "moderate",
+                st.dumping_key,
+                ping.truck,
+                now,
+                st.stop_lon,
+                st.stop_lat,
+                f"Loaded truck {ping.truck} stopped {minutes:.0f} min outside any site",
+                f"重载渣土车 {ping.truck} 在场外停留 {minutes:.0f} 分钟, 疑似偷倒",
+                {"stop_since": st.stop_since},
+            )
         ]
 
     def _zones(self, st: TruckState, ping: TruckPing, now: float) -> list[AlertEvent]:
@@ -420,11 +455,19 @@ class TruckRule:
                     st.zones[zone_id] = [ping.ts, None]
                     key = f"truck_forbidden_zone:{ping.truck}:{zone_id}:{ping.ts:.0f}"
                     events.append(
-                        self._event("raise", "truck_forbidden_zone", "moderate", key,
-                                    ping.truck, now, ping.lon, ping.lat,
-                                    f"Truck {ping.truck} entered forbidden zone {zone_id}",
-                                    f"渣土车 {ping.truck} 驶入禁行区 {zone_id}",
-                                    {"zone": zone_id})
+                        self._event(
+                            "raise",
+                            "truck_forbidden_zone",
+                            "moderate",
+                            key,
+                            ping.truck,
+                            now,
+                            ping.lon,
+                            ping.lat,
+                            f"Truck {ping.truck} entered forbidden zone {zone_id}",
+                            f"渣土车 {ping.truck} 驶入禁行区 {zone_id}",
+                            {"zone": zone_id},
+                        )
                     )
                 else:
                     mark[1] = None
@@ -435,9 +478,7 @@ class TruckRule:
                     del st.zones[zone_id]  # truly left: the next entry is a new one
         return events
 
-    def _hours(
-        self, st: TruckState, ping: TruckPing, moving: bool, now: float
-    ) -> list[AlertEvent]:
+    def _hours(self, st: TruckState, ping: TruckPing, moving: bool, now: float) -> list[AlertEvent]:
         if not moving:
             return []
         period = self.forbidden_period(ping.ts)
@@ -447,15 +488,22 @@ class TruckRule:
         key = f"truck_hours:{ping.truck}:{period}"
         start, end = self.permitted_hours
         return [
-            self._event("raise", "truck_hours", "minor", key, ping.truck, now, ping.lon,
-                        ping.lat, f"Truck {ping.truck} moving outside permitted hours "
-                        f"{start}-{end}", f"渣土车 {ping.truck} 在允许时段 {start}-{end} 外行驶",
-                        {"period": period})
+            self._event(
+                "raise",
+                "truck_hours",
+                "minor",
+                key,
+                ping.truck,
+                now,
+                ping.lon,
+                ping.lat,
+                f"Truck {ping.truck} moving outside permitted hours {start}-{end}",
+                f"渣土车 {ping.truck} 在允许时段 {start}-{end} 外行驶",
+                {"period": period},
+            )
         ]
 
-    def check_offline(
-        self, state: TruckState, now: float
-    ) -> tuple[TruckState, list[AlertEvent]]:
+    def check_offline(self, state: TruckState, now: float) -> tuple[TruckState, list[AlertEvent]]:
         """One offline notice when the truck has been silent for ``offline_minutes``."""
         st = replace(state)
         if st.last_ts is None or st.offline_key is not None:
@@ -465,8 +513,16 @@ class TruckRule:
         st.offline_key = f"truck_offline:{st.truck}:{st.last_ts:.0f}"
         minutes = (now - st.last_ts) / 60
         return st, [
-            self._event("raise", "truck_offline", "info", st.offline_key, st.truck, now,
-                        st.last_lon, st.last_lat,
-                        f"Truck {st.truck} silent for {minutes:.0f} min",
-                        f"渣土车 {st.truck} 已离线 {minutes:.0f} 分钟")
+            self._event(
+                "raise",
+                "truck_offline",
+                "info",
+                st.offline_key,
+                st.truck,
+                now,
+                st.last_lon,
+                st.last_lat,
+                f"Truck {st.truck} silent for {minutes:.0f} min",
+                f"渣土车 {st.truck} 已离线 {minutes:.0f} 分钟",
+            )
         ]

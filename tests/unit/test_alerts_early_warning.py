@@ -47,8 +47,9 @@ def _run_day(grid: str, history: np.ndarray, day: np.ndarray) -> list[AlertEvent
     state: RisingRiskState | None = None
     events: list[AlertEvent] = []
     for hour, observed in enumerate(day):
-        state, out = RULE.evaluate(state, grid, int(observed), history.tolist(),
-                                   now=T0 + hour * HOUR)
+        state, out = RULE.evaluate(
+            state, grid, int(observed), history.tolist(), now=T0 + hour * HOUR
+        )
         state = RisingRiskState.from_dict(state.to_dict())
         events += out
     return events
@@ -80,8 +81,10 @@ def test_ew004_a_planted_surge_raises_once_and_clears_after() -> None:
     day[14] = 16  # a fight spilling over, a burst of hotline calls...
     day[15] = 14  # still high the next hour: the same situation, no second alert
     events = _run_day("wx-hs-03-010-04", history, day)
-    assert [(e.action, e.kind) for e in events] == [("raise", "rising_risk"),
-                                                    ("clear", "rising_risk")]
+    assert [(e.action, e.kind) for e in events] == [
+        ("raise", "rising_risk"),
+        ("clear", "rising_risk"),
+    ]
     raised, cleared = events
     assert raised.at == T0 + 14 * HOUR and cleared.at == T0 + 16 * HOUR
     assert raised.data["observed"] == 16 and raised.data["p"] < 1e-3
@@ -127,7 +130,8 @@ def test_ew008_three_disputes_at_one_address_within_a_week_warn_once() -> None:
         state = DisputeState.from_dict(state.to_dict())
         events += out
     assert [(e.action, e.kind, e.at) for e in events] == [
-        ("raise", "dispute_escalation", T0 + 4 * DAY)]
+        ("raise", "dispute_escalation", T0 + 4 * DAY)
+    ]
     assert events[0].data["incidents"] == ["inc-0", "inc-1", "inc-2"]
     assert events[0].geometry == {"type": "Point", "coordinates": (120.2, 31.7)}
     # the window passes with no new dispute: the warning clears
@@ -140,8 +144,9 @@ def test_ew009_spread_out_or_redelivered_disputes_do_not_warn() -> None:
     rule = DisputeRule()
     state, events = None, []
     for i in range(4):  # one every 4 days: never 3 within 7 days
-        state, out = rule.evaluate(state, f"inc-{i}", "前洲街道前洲路1号", T0 + i * 4 * DAY,
-                                   now=T0 + i * 4 * DAY)
+        state, out = rule.evaluate(
+            state, f"inc-{i}", "前洲街道前洲路1号", T0 + i * 4 * DAY, now=T0 + i * 4 * DAY
+        )
         events += out
     assert events == []
     state = None

@@ -20,22 +20,39 @@ MIN = 60
 
 
 def _alert(kind: str = "flood_warning", category: str = "") -> Alert:
-    return Alert(id=alert_id(f"k:{kind}"), kind=kind, severity="moderate", status="new",
-                 dedup_key=f"k:{kind}", raised_at=T0, updated_at=T0, category=category)
+    return Alert(
+        id=alert_id(f"k:{kind}"),
+        kind=kind,
+        severity="moderate",
+        status="new",
+        dedup_key=f"k:{kind}",
+        raised_at=T0,
+        updated_at=T0,
+        category=category,
+    )
 
 
 def test_esc001_flood_climbs_exactly_at_each_deadline() -> None:
     alert = _alert()  # flood: 10 min at grid, 10 at street, 15 at district
     expected = [
-        (0, "grid", 600), (599, "grid", 1), (600, "street", 600), (1199, "street", 1),
-        (1200, "district", 900), (2099, "district", 1), (2100, "city", None),
+        (0, "grid", 600),
+        (599, "grid", 1),
+        (600, "street", 600),
+        (1199, "street", 1),
+        (1200, "district", 900),
+        (2099, "district", 1),
+        (2100, "city", None),
         (86400, "city", None),
     ]
     for dt, level, left in expected:
         assert escalation_level(alert, T0 + dt) == level, dt
         assert deadline(alert, T0 + dt) == left, dt
-    assert deadlines(alert) == [("grid", T0), ("street", T0 + 600), ("district", T0 + 1200),
-                                ("city", T0 + 2100)]
+    assert deadlines(alert) == [
+        ("grid", T0),
+        ("street", T0 + 600),
+        ("district", T0 + 1200),
+        ("city", T0 + 2100),
+    ]
 
 
 def test_esc002_acknowledging_stops_escalation_where_it_was() -> None:

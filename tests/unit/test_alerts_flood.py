@@ -10,12 +10,14 @@ from cockpit.alerts.rules import FloodRule, FloodState
 
 T0 = 1_781_000_000.0
 STEP = 60.0  # one reading a minute
-RULE = FloodRule("g-luoshe-1", warning_m=3.0, danger_m=3.5, rise_m_per_h=0.3,
-                 hysteresis_m=0.05, hold_s=1800)
+RULE = FloodRule(
+    "g-luoshe-1", warning_m=3.0, danger_m=3.5, rise_m_per_h=0.3, hysteresis_m=0.05, hold_s=1800
+)
 
 
-def run(levels: Iterable[float], state: FloodState | None = None, t0: float = T0,
-        rule: FloodRule = RULE) -> tuple[FloodState | None, list[AlertEvent]]:
+def run(
+    levels: Iterable[float], state: FloodState | None = None, t0: float = T0, rule: FloodRule = RULE
+) -> tuple[FloodState | None, list[AlertEvent]]:
     """Feed one reading a minute; the state goes through JSON each time, as via Redis."""
     events: list[AlertEvent] = []
     for i, level in enumerate(levels):
@@ -34,7 +36,8 @@ def level_events(events: list[AlertEvent]) -> list[AlertEvent]:
 def test_fl001_crossing_warning_raises_once() -> None:
     _, events = run([2.0] * 5 + [3.02] * 120)
     assert [(e.action, e.kind, e.severity) for e in level_events(events)] == [
-        ("raise", "flood_warning", "moderate")]
+        ("raise", "flood_warning", "moderate")
+    ]
     assert events[0].at == T0 + 5 * STEP + 2 and events[0].source_ref == "g-luoshe-1"
 
 
@@ -42,7 +45,9 @@ def test_fl002_crossing_danger_upgrades_the_same_alert() -> None:
     _, events = run([2.9, 3.1, 3.3, 3.55, 3.6, 3.6])
     evs = level_events(events)
     assert [(e.action, e.kind, e.severity) for e in evs] == [
-        ("raise", "flood_warning", "moderate"), ("update", "flood_danger", "severe")]
+        ("raise", "flood_warning", "moderate"),
+        ("update", "flood_danger", "severe"),
+    ]
     assert evs[0].dedup_key == evs[1].dedup_key
     alert = apply_event(None, evs[0])
     upgraded = apply_event(alert, evs[1])
@@ -59,7 +64,9 @@ def test_fl003_level_hovering_at_the_line_does_not_flap() -> None:
     hover = [3.51 if i % 2 else 3.49 for i in range(60)]
     _, events = run([2.5, 3.2] + hover)
     assert [(e.action, e.kind) for e in level_events(events)] == [
-        ("raise", "flood_warning"), ("update", "flood_danger")]
+        ("raise", "flood_warning"),
+        ("update", "flood_danger"),
+    ]
 
 
 def test_fl004_clears_only_after_the_hold_below_the_hysteresis_band() -> None:
@@ -85,7 +92,8 @@ def test_fl005_danger_steps_down_to_warning_then_clears() -> None:
     state, events = run([3.6, 3.6])
     state, events = run([3.3] * 31, state, t0=T0 + 2 * STEP)
     assert [(e.action, e.kind, e.severity) for e in events] == [
-        ("update", "flood_warning", "moderate")]
+        ("update", "flood_warning", "moderate")
+    ]
     _, events = run([2.0] * 31, state, t0=T0 + 33 * STEP)
     assert [e.action for e in level_events(events)] == ["clear"]
 

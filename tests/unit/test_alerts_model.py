@@ -19,10 +19,19 @@ T0 = 1_781_000_000.0
 
 def _alert(**kw: object) -> Alert:
     base = dict(
-        id=alert_id("flood:g1:1"), kind="flood_warning", severity="moderate", status="new",
-        dedup_key="flood:g1:1", raised_at=T0, updated_at=T0, area_grids=["wx-hs-01-001-01"],
-        geometry={"type": "Point", "coordinates": [120.2, 31.7]}, title_en="Water high",
-        title_zh="水位高", text="line 1\n<b>not html</b>", source_ref="g1",
+        id=alert_id("flood:g1:1"),
+        kind="flood_warning",
+        severity="moderate",
+        status="new",
+        dedup_key="flood:g1:1",
+        raised_at=T0,
+        updated_at=T0,
+        area_grids=["wx-hs-01-001-01"],
+        geometry={"type": "Point", "coordinates": [120.2, 31.7]},
+        title_en="Water high",
+        title_zh="水位高",
+        text="line 1\n<b>not html</b>",
+        source_ref="g1",
     )
     base.update(kw)
     return Alert(**base)  # type: ignore[arg-type]
@@ -38,11 +47,18 @@ def test_lc001_json_round_trip_keeps_every_field() -> None:
 
 def test_lc002_acknowledge_then_resolve_records_who_and_when() -> None:
     acked = transition(_alert(), "acknowledge", "u1", T0 + 10, "seen")
-    assert (acked.status, acked.acknowledged_by, acked.acknowledged_at) == ("acknowledged", "u1",
-                                                                            T0 + 10)
+    assert (acked.status, acked.acknowledged_by, acked.acknowledged_at) == (
+        "acknowledged",
+        "u1",
+        T0 + 10,
+    )
     done = transition(acked, "resolve", "u2", T0 + 99, "pumped out")
     assert (done.status, done.resolved_by, done.resolved_at, done.resolution_note) == (
-        "resolved", "u2", T0 + 99, "pumped out")
+        "resolved",
+        "u2",
+        T0 + 99,
+        "pumped out",
+    )
     assert done.acknowledged_by == "u1" and not done.is_open
 
 
@@ -57,8 +73,9 @@ def test_lc002_acknowledge_then_resolve_records_who_and_when() -> None:
         ("new", "delete", "unknown action"),
     ],
 )
-def test_lc003_illegal_transitions_are_refused_clearly(status: str, action: str,
-                                                        words: str) -> None:
+def test_lc003_illegal_transitions_are_refused_clearly(
+    status: str, action: str, words: str
+) -> None:
     alert = _alert(status=status)
     with pytest.raises(IllegalTransition, match=words):
         transition(alert, action, "u1", T0 + 1)
@@ -92,12 +109,21 @@ def test_lc007_events_fold_into_one_alert_per_situation() -> None:
     first = apply_event(None, raise_, ["a"])
     assert first is not None and first.id == alert_id("flood:g1:1") and first.area_grids == ["a"]
     assert apply_event(first, raise_) is None  # a second worker raising the same: nothing
-    upd = apply_event(first, AlertEvent("update", "flood_danger", "severe", "flood:g1:1", "g1",
-                                        T0 + 5))
-    assert upd is not None and (upd.id, upd.kind, upd.severity) == (first.id, "flood_danger",
-                                                                    "severe")
-    gone = apply_event(upd, AlertEvent("clear", "flood_danger", "severe", "flood:g1:1", "g1",
-                                       T0 + 9))
+    upd = apply_event(
+        first, AlertEvent("update", "flood_danger", "severe", "flood:g1:1", "g1", T0 + 5)
+    )
+    assert upd is not None and (upd.id, upd.kind, upd.severity) == (
+        first.id,
+        "flood_danger",
+        "severe",
+    )
+    gone = apply_event(
+        upd, AlertEvent("clear", "flood_danger", "severe", "flood:g1:1", "g1", T0 + 9)
+    )
     assert gone is not None and gone.status == "cleared"
-    assert apply_event(gone, AlertEvent("clear", "flood_danger", "severe", "flood:g1:1", "g1",
-                                        T0 + 10)) is None
+    assert (
+        apply_event(
+            gone, AlertEvent("clear", "flood_danger", "severe", "flood:g1:1", "g1", T0 + 10)
+        )
+        is None
+    )

@@ -21,12 +21,18 @@ LON, LAT = 120.25, 31.70
 DEG_PER_M = 1 / 111_000  # about a metre of latitude
 SITE = box(120.30, 31.70, 120.31, 31.71)
 ZONE = box(120.20, 31.60, 120.21, 31.61)
-RULE = TruckRule(stop_minutes=15, offline_minutes=10, permitted_hours=("20:00", "06:00"),
-                 sites=(SITE,), forbidden_zones={"school-1": ZONE})
+RULE = TruckRule(
+    stop_minutes=15,
+    offline_minutes=10,
+    permitted_hours=("20:00", "06:00"),
+    sites=(SITE,),
+    forbidden_zones={"school-1": ZONE},
+)
 
 
-def feed(pings: list[TruckPing], state: TruckState | None = None,
-         rule: TruckRule = RULE) -> tuple[TruckState | None, list[AlertEvent]]:
+def feed(
+    pings: list[TruckPing], state: TruckState | None = None, rule: TruckRule = RULE
+) -> tuple[TruckState | None, list[AlertEvent]]:
     """Apply pings in order; the state goes through JSON each time, as it would via Redis."""
     events: list[AlertEvent] = []
     for ping in pings:
@@ -37,8 +43,14 @@ def feed(pings: list[TruckPing], state: TruckState | None = None,
     return state, events
 
 
-def parked(t0: float, minutes: int, lon: float = LON, lat: float = LAT, loaded: bool = True,
-           every_s: float = 30) -> list[TruckPing]:
+def parked(
+    t0: float,
+    minutes: int,
+    lon: float = LON,
+    lat: float = LAT,
+    loaded: bool = True,
+    every_s: float = 30,
+) -> list[TruckPing]:
     """A parked truck pinging every 30 s with up to ~15 m of GPS jitter."""
     out = []
     for i in range(int(minutes * 60 / every_s)):
@@ -47,11 +59,18 @@ def parked(t0: float, minutes: int, lon: float = LON, lat: float = LAT, loaded: 
     return out
 
 
-def driving(t0: float, minutes: int, lon: float = LON, lat: float = LAT,
-            dlon: float = 0.0005, loaded: bool = True) -> list[TruckPing]:
+def driving(
+    t0: float,
+    minutes: int,
+    lon: float = LON,
+    lat: float = LAT,
+    dlon: float = 0.0005,
+    loaded: bool = True,
+) -> list[TruckPing]:
     """A truck driving east at ~30 km/h, one ping every 30 s."""
-    return [TruckPing("T1", t0 + i * 30, lon + i * dlon, lat, 30.0, loaded)
-            for i in range(minutes * 2)]
+    return [
+        TruckPing("T1", t0 + i * 30, lon + i * dlon, lat, 30.0, loaded) for i in range(minutes * 2)
+    ]
 
 
 def test_trk001_loaded_truck_stopped_outside_sites_raises_dumping_once() -> None:
@@ -59,8 +78,10 @@ def test_trk001_loaded_truck_stopped_outside_sites_raises_dumping_once() -> None
     assert [(e.action, e.kind) for e in events] == [("raise", "dumping_suspected")]
     ev = events[0]
     assert ev.at == NIGHT + 15 * 60 + 1  # the ping at exactly 15 minutes
-    assert ev.geometry == {"type": "Point", "coordinates": (LON + -5 * 3 * DEG_PER_M,
-                                                           LAT + 5 * 3 * DEG_PER_M)}
+    assert ev.geometry == {
+        "type": "Point",
+        "coordinates": (LON + -5 * 3 * DEG_PER_M, LAT + 5 * 3 * DEG_PER_M),
+    }
     assert ev.dedup_key == f"dumping_suspected:T1:{NIGHT:.0f}"
 
 
@@ -72,8 +93,11 @@ def test_trk002_no_dumping_alert_at_a_site_when_empty_or_short() -> None:
 
 
 def test_trk003_a_second_stop_is_a_second_situation() -> None:
-    pings = parked(NIGHT, 20) + driving(NIGHT + 20 * 60, 5) + parked(
-        NIGHT + 25 * 60, 20, lon=LON + 0.01)
+    pings = (
+        parked(NIGHT, 20)
+        + driving(NIGHT + 20 * 60, 5)
+        + parked(NIGHT + 25 * 60, 20, lon=LON + 0.01)
+    )
     _, events = feed(pings)
     assert [e.kind for e in events] == ["dumping_suspected", "dumping_suspected"]
     assert events[0].dedup_key != events[1].dedup_key
@@ -82,8 +106,10 @@ def test_trk003_a_second_stop_is_a_second_situation() -> None:
 def test_trk004_forbidden_zone_one_alert_per_entry_not_per_ping() -> None:
     inside = (120.205, 31.605)
     edge_out = (120.2101, 31.605)  # ~10 m outside the zone's east edge: GPS jitter
-    pings = [TruckPing("T1", NIGHT + i * 30, *(edge_out if i % 3 == 0 else inside), 10.0)
-             for i in range(40)]
+    pings = [
+        TruckPing("T1", NIGHT + i * 30, *(edge_out if i % 3 == 0 else inside), 10.0)
+        for i in range(40)
+    ]
     state, events = feed(pings)
     assert [(e.kind, e.data["zone"]) for e in events] == [("truck_forbidden_zone", "school-1")]
     # leaves for good (longer than the exit grace), then comes back: a second alert
@@ -97,14 +123,16 @@ def test_trk004_forbidden_zone_one_alert_per_entry_not_per_ping() -> None:
 def test_trk005_moving_outside_permitted_hours_one_alert_per_period() -> None:
     state, events = feed(driving(DAY, 60))  # an hour of pings at 10:00
     assert [(e.kind, e.data["period"]) for e in events] == [
-        ("truck_hours", "2026-06-15T06:00+0800")]
+        ("truck_hours", "2026-06-15T06:00+0800")
+    ]
     # the evening is permitted; the next morning is a new period and a new alert
     state, evening = feed(driving(NIGHT, 30), state)
     next_day = datetime(2026, 6, 16, 7, 30, tzinfo=SH).timestamp()
     _, morning = feed(driving(next_day, 30), state)
     assert evening == []
     assert [(e.kind, e.data["period"]) for e in morning] == [
-        ("truck_hours", "2026-06-16T06:00+0800")]
+        ("truck_hours", "2026-06-16T06:00+0800")
+    ]
 
 
 def test_trk006_parked_outside_hours_is_not_moving() -> None:
@@ -124,9 +152,9 @@ def test_trk006_parked_outside_hours_is_not_moving() -> None:
         (("08:00", "18:00"), (15, 12, 0), None),
     ],
 )
-def test_trk007_forbidden_period_boundaries(hours: tuple[str, str],
-                                            local: tuple[int, int, int],
-                                            period: str | None) -> None:
+def test_trk007_forbidden_period_boundaries(
+    hours: tuple[str, str], local: tuple[int, int, int], period: str | None
+) -> None:
     rule = TruckRule(permitted_hours=hours)
     ts = datetime(2026, 6, local[0], local[1], local[2], tzinfo=SH).timestamp()
     assert rule.forbidden_period(ts) == period
@@ -146,7 +174,8 @@ def test_trk008_offline_notice_once_and_cleared_by_the_next_ping() -> None:
         assert again == []
     state, events = feed([TruckPing("T1", last + 3 * 3600, LON, LAT, 0.0)], state)
     assert [(e.action, e.kind, e.dedup_key) for e in events] == [
-        ("clear", "truck_offline", notice[0].dedup_key)]
+        ("clear", "truck_offline", notice[0].dedup_key)
+    ]
     _, later = RULE.check_offline(state, last + 3 * 3600 + 60)
     assert later == []
 
@@ -155,8 +184,9 @@ def test_trk009_out_of_order_pings_are_ignored() -> None:
     state, _ = feed(parked(NIGHT, 5))
     assert state is not None
     before = state.to_dict()
-    same, out = RULE.evaluate(state, TruckPing("T1", NIGHT, 120.205, 31.605, 10.0, True),
-                              NIGHT + 600)
+    same, out = RULE.evaluate(
+        state, TruckPing("T1", NIGHT, 120.205, 31.605, 10.0, True), NIGHT + 600
+    )
     assert out == [] and same.to_dict() == before
 
 
