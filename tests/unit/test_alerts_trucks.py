@@ -106,8 +106,9 @@ def test_trk003_a_second_stop_is_a_second_situation() -> None:
 def test_trk004_forbidden_zone_one_alert_per_entry_not_per_ping() -> None:
     inside = (120.205, 31.605)
     edge_out = (120.2101, 31.605)  # ~10 m outside the zone's east edge: GPS jitter
+    # 90 s out along the edge, 90 s in, for 20 minutes: shorter than the 120 s exit grace
     pings = [
-        TruckPing("T1", NIGHT + i * 30, *(edge_out if i % 3 == 0 else inside), 10.0)
+        TruckPing("T1", NIGHT + i * 30, *(edge_out if i % 6 < 3 else inside), 10.0)
         for i in range(40)
     ]
     state, events = feed(pings)
