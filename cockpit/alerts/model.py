@@ -138,6 +138,9 @@ class Alert:
             raise ValueError(f"unknown escalation level {self.escalation_level!r}")
         if not self.category:
             object.__setattr__(self, "category", KIND_CATEGORY[self.kind])
+        if self.geometry is not None:
+            # shapely's mapping() gives tuples; store JSON types so a stored alert reads back equal
+            object.__setattr__(self, "geometry", json.loads(json.dumps(self.geometry)))
 
     @property
     def is_open(self) -> bool:

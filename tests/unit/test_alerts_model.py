@@ -105,9 +105,13 @@ def test_lc006_bad_values_and_bad_json_are_refused() -> None:
 
 
 def test_lc007_events_fold_into_one_alert_per_situation() -> None:
-    raise_ = AlertEvent("raise", "flood_warning", "moderate", "flood:g1:1", "g1", T0)
+    point = {"type": "Point", "coordinates": (120.2, 31.7)}  # as shapely's mapping() gives it
+    raise_ = AlertEvent(
+        "raise", "flood_warning", "moderate", "flood:g1:1", "g1", T0, geometry=point
+    )
     first = apply_event(None, raise_, ["a"])
     assert first is not None and first.id == alert_id("flood:g1:1") and first.area_grids == ["a"]
+    assert Alert.from_json(first.to_json()) == first
     assert apply_event(first, raise_) is None  # a second worker raising the same: nothing
     upd = apply_event(
         first, AlertEvent("update", "flood_danger", "severe", "flood:g1:1", "g1", T0 + 5)
