@@ -12,6 +12,7 @@ from dash.exceptions import PreventUpdate
 from cockpit import ids
 from cockpit.aggregates import IncidentAggregates
 from cockpit.areastore import Geography
+from cockpit.contract import INCIDENTS
 from cockpit.guard import secure_callback
 from cockpit.i18n import t
 from cockpit.policy import User
@@ -42,13 +43,13 @@ def refresh_counts(user: User, _tick: int | None, store: dict | None):
         geo = rt.geography()
         aggregates = IncidentAggregates(rt.redis)
         seq = aggregates.seq()
-        meta = aggregates.meta()
+        health = aggregates.health()
         previous = store or {}
         fresh = {
             "seq": seq,
             "version": geo.version,
             "server_ms": int(time.time() * 1000),
-            "last_apply_ms": meta.get("last_apply_ms"),
+            "last_apply_ms": health.get(f"{INCIDENTS}|last_apply_ms"),
             "breaks": previous.get("breaks"),
         }
         # The store only tells what this browser already has; it is a hint, never a scope.

@@ -16,6 +16,8 @@ from geo.locate import GridLocator
 
 AREAS_KEY = "cockpit:geo:areas"
 VERSION_KEY = "cockpit:geo:version"
+REFERENCE_KEY = "cockpit:geo:reference"
+GAUGE_IDS_KEY = "cockpit:geo:gauges"
 
 
 class NoAreasError(RuntimeError):
@@ -64,6 +66,18 @@ class Geography:
         return AreaCodes(np.array(all_ids, dtype=object), grid_to_codes)
 
     @cached_property
+    def grid_index(self) -> dict[str, int]:
+        return {g: i for i, g in enumerate(self.grid_ids)}
+
+    @cached_property
+    def grid_street(self) -> np.ndarray:
+        """Street id of each grid position ('' where the hierarchy has no street)."""
+        table = self.areas.grid_ancestors_table().reindex(self.grid_ids)
+        if "street" not in table.columns:
+            return np.full(len(self.grid_ids), "", dtype=object)
+        return table["street"].fillna("").to_numpy(dtype=object)
+
+    @cached_property
     def bbox(self) -> tuple[float, float, float, float]:
         minx, miny, maxx, maxy = self.areas.frame.total_bounds
         return float(minx), float(miny), float(maxx), float(maxy)
@@ -89,3 +103,9 @@ def load_geography(client: redis.Redis) -> Geography:
             _cache.clear()  # only the newest version is worth keeping
             _cache[key] = geo
         return geo
+
+
+def known_gauges(client: redis.Redis) -> set[str] | None:
+    """Gauge ids of the reference data, or None when none is loaded (then any id is taken)."""
+    ids = client.smembers(GAUGE_IDS_KEY)
+    return {i.decode() for i in ids} if ids else None

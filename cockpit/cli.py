@@ -90,6 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     worker.add_argument("--name", help="consumer name (default host-pid)")
     worker.add_argument("--batch", type=int, default=5000, help="entries per read (default 5000)")
+    worker.add_argument(
+        "--claim-idle-ms", type=int, default=30_000,
+        help="take over another consumer's unacknowledged entries after this idle time "
+        "(default 30000)",
+    )  # fmt: skip
+    worker.add_argument(
+        "--retention-hours", type=float, default=24.0,
+        help="trim raw input streams to this age; never past unprocessed entries (default 24)",
+    )  # fmt: skip
     worker.set_defaults(handler=cmd_worker)
 
     sim = sub.add_parser(
@@ -253,7 +262,11 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(message)s")
     client, release = _client(settings)
     try:
-        stats = Worker(client, name=args.name, batch_size=args.batch).run(_stop_flag())
+        worker = Worker(
+            client, name=args.name, batch_size=args.batch, claim_idle_ms=args.claim_idle_ms,
+            retention_ms=int(args.retention_hours * 3600 * 1000),
+        )  # fmt: skip
+        stats = worker.run(_stop_flag())
         print(f"worker stopped: {stats.applied} applied, {stats.dead} dead letters", flush=True)
         return 0
     finally:

@@ -176,3 +176,113 @@ def validate_incidents(
     batch.lon = np.asarray(lon, dtype=np.float64)
     batch.severity = np.asarray(sev, dtype=np.int8)
     return batch
+
+
+@dataclass
+class Checked:
+    """Valid entries of a low-volume stream as (entry_id, values) plus the rejects."""
+
+    valid: list[tuple[str, dict[str, object]]] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+
+
+def _common(fields: dict[str, str], required: Sequence[str], now_ms: int) -> int:
+    _require(fields, required)
+    for name, value in fields.items():
+        if len(value) > MAX_TEXT.get(name, MAX_ID):
+            raise _Bad("oversize_text", f"{name} is {len(value)} chars")
+        if "\ufffd" in value:
+            raise _Bad("wrong_type", f"{name} is not UTF-8 text")
+    t = parse_ts_ms(fields["ts"])
+    if t > now_ms + MAX_FUTURE_MS:
+        raise _Bad("ts_in_future", f"ts is {(t - now_ms) / 1000:.0f} s in the future")
+    return t
+
+
+def _in_range(fields: dict[str, str], name: str, low: float, high: float) -> float:
+    value = _number(fields, name)
+    if not low <= value <= high:
+        raise _Bad("bad_number", f"{name}={value} is outside {low}..{high}")
+    return value
+
+
+def _position(
+    fields: dict[str, str], bbox: tuple[float, float, float, float]
+) -> tuple[float, float]:
+    lat, lon = _number(fields, "lat"), _number(fields, "lon")
+    min_lon, min_lat, max_lon, max_lat = bbox
+    if not (min_lat <= lat <= max_lat and min_lon <= lon <= max_lon):
+        raise _Bad("outside_map", f"lat={lat}, lon={lon} is outside the map")
+    return lat, lon
+
+
+def _check_each(entries, check) -> Checked:  # type: ignore[no-untyped-def]
+    out = Checked()
+    for entry_id, fields in entries:
+        try:
+            out.valid.append((entry_id, check(fields)))
+        except _Bad as bad:
+            out.rejects.append(Reject(entry_id, bad.reason, bad.detail, fields))
+    return out
+
+
+def validate_gauges(
+    entries: Sequence[tuple[str, dict[str, str]]], now_ms: int, known: set[str] | None
+) -> Checked:
+    """Gauge readings; ``known`` gauge ids from the reference data (None: not loaded yet)."""
+
+    def check(f: dict[str, str]) -> dict[str, object]:
+        ts = _common(f, ("gauge", "ts", "level_m"), now_ms)
+        if known is not None and f["gauge"] not in known:
+            raise _Bad("unknown_gauge", f"gauge={f['gauge'][:40]!r} is not in the reference data")
+        level = _in_range(f, "level_m", -20.0, 200.0)
+        rain = _in_range(f, "rain_mm", 0.0, 1000.0) if f.get("rain_mm") else None
+        return {"gauge": f["gauge"], "ts": ts, "level_m": level, "rain_mm": rain}
+
+    return _check_each(entries, check)
+
+
+def validate_trucks(
+    entries: Sequence[tuple[str, dict[str, str]]],
+    now_ms: int,
+    bbox: tuple[float, float, float, float],
+) -> Checked:
+    def check(f: dict[str, str]) -> dict[str, object]:
+        ts = _common(f, ("truck", "ts", "lat", "lon"), now_ms)
+        lat, lon = _position(f, bbox)
+        speed = _in_range(f, "speed_kmh", 0.0, 200.0) if f.get("speed_kmh") else None
+        loaded = f.get("loaded", "")
+        if loaded not in ("", "0", "1"):
+            raise _Bad("bad_number", f"loaded={loaded[:20]!r} is not 0 or 1")
+        return {"truck": f["truck"], "ts": ts, "lat": lat, "lon": lon, "speed_kmh": speed,
+                "loaded": None if loaded == "" else loaded == "1"}  # fmt: skip
+
+    return _check_each(entries, check)
+
+
+def validate_surveys(
+    entries: Sequence[tuple[str, dict[str, str]]],
+    now_ms: int,
+    bbox: tuple[float, float, float, float],
+    grids: set[str],
+) -> Checked:
+    def check(f: dict[str, str]) -> dict[str, object]:
+        ts = _common(f, ("id", "ts", "safety", "satisfaction"), now_ms)
+        scores = {}
+        for name in ("safety", "satisfaction"):
+            if f[name] not in ("1", "2", "3", "4", "5"):
+                raise _Bad("bad_number", f"{name}={f[name][:20]!r} is not 1 to 5")
+            scores[name] = int(f[name])
+        if f.get("grid"):
+            if f["grid"] not in grids:
+                raise _Bad("outside_map", f"grid={f['grid'][:40]!r} is not a known grid")
+            where: dict[str, object] = {"grid": f["grid"]}
+        elif f.get("lat") or f.get("lon"):
+            _require(f, ("lat", "lon"))
+            lat, lon = _position(f, bbox)
+            where = {"lat": lat, "lon": lon}
+        else:
+            raise _Bad("missing_field", "missing lat+lon or grid")
+        return {"id": f["id"], "ts": ts, **scores, **where}
+
+    return _check_each(entries, check)

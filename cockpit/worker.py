@@ -1,5 +1,14 @@
-"""The worker: reads the incident stream in a consumer group, validates, places each incident in
-its grid and applies the counts. Several workers may run at once; each entry counts once.
+"""The worker: reads the four input streams in the consumer group ``cockpit``, validates,
+places points in grids and applies each batch atomically (see cockpit/apply.py).
+
+Nothing is lost and nothing counts twice:
+- an entry is applied and acknowledged in one atomic step, so redelivery cannot double it;
+- entries a dead worker read but never acknowledged are claimed after ``claim_idle_ms``;
+- an entry that makes processing fail is isolated from its batch and dead-lettered
+  (``processing_failed``) with its fields, so it can neither stop the others nor loop;
+- if Redis loses its data, the worker notices (the epoch key is gone), records the gap in
+  ``cockpit:gaps``, restores the grids it holds in memory, recreates its groups and goes on;
+- raw streams are trimmed to ``retention_ms`` but never past an entry not yet processed.
 """
 
 from __future__ import annotations
@@ -8,30 +17,33 @@ import logging
 import os
 import socket
 import time
+import traceback
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
-import numpy as np
 import redis
 
-from cockpit.aggregates import IncidentAggregates, count_groups
-from cockpit.areastore import Geography, NoAreasError, load_geography
-from cockpit.contract import CATEGORIES, GROUP, INCIDENTS, Reject, decode_fields, validate_incidents
+from cockpit.aggregates import IncidentAggregates
+from cockpit.apply import Applier, Batch, Conflict
+from cockpit.areastore import (
+    VERSION_KEY,
+    Geography,
+    NoAreasError,
+    known_gauges,
+    load_geography,
+    save_areas,
+)
+from cockpit.contract import GAUGES, GROUP, INCIDENTS, SURVEYS, TRUCKS, Reject, decode_fields
+from cockpit.ingest.incidents import prepare_incidents
+from cockpit.ingest.positions import prepare_gauges, prepare_trucks
+from cockpit.ingest.surveys import prepare_surveys
 
 log = logging.getLogger(__name__)
 
-CATEGORY_INDEX = {c: i for i, c in enumerate(CATEGORIES)}
-
-
-class Prepared(NamedTuple):
-    """A batch ready to apply: in the argument order of IncidentAggregates.apply_batch."""
-
-    entry_ids: list[str]
-    groups: list[tuple[int, str, list[tuple[str, int]]]]
-    rejects: list[Reject]
-    n_valid: int
-    max_ts_ms: int
+STREAMS = (INCIDENTS, GAUGES, TRUCKS, SURVEYS)
+EPOCH = "cockpit:epoch"
+GAPS = "cockpit:gaps"
 
 
 @dataclass
@@ -40,7 +52,9 @@ class WorkerStats:
     dead: int = 0
     batches: int = 0
     claimed: int = 0
+    conflicts: int = 0
     errors: int = 0
+    gaps: int = 0
     started: float = field(default_factory=time.monotonic)
 
 
@@ -54,6 +68,8 @@ class Worker:
         batch_size: int = 5000,
         block_ms: int = 1000,
         claim_idle_ms: int = 30_000,
+        retention_ms: int = 24 * 3600 * 1000,
+        max_deliveries: int = 3,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.r = client
@@ -61,30 +77,29 @@ class Worker:
         self.batch_size = batch_size
         self.block_ms = block_ms
         self.claim_idle_ms = claim_idle_ms
+        self.retention_ms = retention_ms
+        self.max_deliveries = max_deliveries
         self.clock = clock
+        self.applier = Applier(client)
         self.aggregates = IncidentAggregates(client)
         self.stats = WorkerStats()
-        self._last_roll = 0.0
-        self._last_claim = 0.0
+        self.epoch: bytes | None = None
+        self.last_ok_ms = 0
+        self._geo: Geography | None = None
+        self._last = {"roll": 0.0, "claim": 0.0, "trim": 0.0}
 
-    def ensure_group(self) -> None:
-        try:
-            self.r.xgroup_create(INCIDENTS, GROUP, id="0", mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-
+    # -- the loop -----------------------------------------------------------------------
     def run(self, stop: Callable[[], bool] = lambda: False) -> WorkerStats:
-        """Process until ``stop()`` is true."""
+        """Process until ``stop()`` is true; reconnect with backoff while Redis is away."""
         backoff = 0.1
         while not stop():
             try:
-                self.ensure_group()
-                wait_for_areas(self.r, stop, timeout=float("inf"))
+                self.ensure_groups()
+                wait_for_areas(self.r, stop, timeout=float("inf"), restore=self._geo)
                 while not stop():
                     self.step()
                     backoff = 0.1
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
+            except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
                 self.stats.errors += 1
                 log.warning("Redis unreachable (%s); retrying in %.1f s", exc, backoff)
                 time.sleep(backoff)
@@ -92,89 +107,204 @@ class Worker:
             except redis.ResponseError as exc:
                 if "NOGROUP" not in str(exc):
                     raise
-                # Redis lost its data (restart without persistence): start the group afresh.
                 self.stats.errors += 1
-                log.warning("consumer group missing; recreating it")
+                log.warning("consumer group missing (Redis lost its data?); recreating it")
+                self._check_epoch()
         return self.stats
 
+    def ensure_groups(self) -> None:
+        for stream in STREAMS:
+            try:
+                self.r.xgroup_create(stream, GROUP, id="0", mkstream=True)
+            except redis.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
     def step(self) -> int:
-        """Read and apply one batch (new entries, or a dead consumer's pending ones)."""
+        """Housekeeping when due, then read and apply one round of batches."""
         now = time.monotonic()
-        if now - self._last_roll >= 1.0:
+        if now - self._last["roll"] >= 1.0:
+            self._check_epoch()
             self.aggregates.roll_windows()
-            self._last_roll = now
-        entries = []
-        if now - self._last_claim >= self.claim_idle_ms / 2000:
-            entries = self._claim_stale()
-            self._last_claim = now
-        if not entries:
-            resp = self.r.xreadgroup(
-                GROUP, self.name, {INCIDENTS: ">"}, count=self.batch_size, block=self.block_ms
-            )
-            entries = resp[0][1] if resp else []
-        if entries:
-            self.process(entries)
-        return len(entries)
+            self._last["roll"] = now
+        if now - self._last["trim"] >= 30.0:
+            self.trim()
+            self._last["trim"] = now
+        if now - self._last["claim"] >= self.claim_idle_ms / 2000:
+            self._last["claim"] = now
+            claimed = self.claim_stale()
+            if claimed:
+                return claimed
+        resp = self.r.xreadgroup(
+            GROUP, self.name, dict.fromkeys(STREAMS, ">"), count=self.batch_size,
+            block=self.block_ms,
+        )  # fmt: skip
+        total = 0
+        for stream, entries in resp or []:
+            name = stream.decode() if isinstance(stream, bytes) else stream
+            self.process(name, entries)
+            total += len(entries)
+        return total
 
-    def _claim_stale(self) -> list:
-        """Take over entries another consumer read but never acknowledged (it died)."""
-        _next, claimed, *_ = self.r.xautoclaim(
-            INCIDENTS, GROUP, self.name, self.claim_idle_ms, "0-0", count=self.batch_size
-        )
-        self.stats.claimed += len(claimed)
-        return claimed
+    # -- applying -----------------------------------------------------------------------
+    def process(self, stream: str, raw_entries: list) -> None:
+        entries = [(_s(eid), decode_fields(f or {})) for eid, f in raw_entries]
+        try:
+            self._apply(stream, entries)
+        except (redis.ConnectionError, redis.TimeoutError):
+            raise
+        except Exception:  # noqa: BLE001 - isolate the entry that breaks processing
+            log.exception("batch of %d from %s failed; isolating entries", len(entries), stream)
+            for entry in entries:
+                try:
+                    self._apply(stream, [entry])
+                except (redis.ConnectionError, redis.TimeoutError):
+                    raise
+                except Exception as exc:  # noqa: BLE001
+                    self._dead_letter(stream, entry, "processing_failed", _one_line(exc))
 
-    def process(self, raw_entries: list) -> None:
-        geo = load_geography(self.r)
-        entries = [
-            (eid.decode() if isinstance(eid, bytes) else eid, decode_fields(f or {}))
-            for eid, f in raw_entries
-        ]
+    def _apply(self, stream: str, entries: list[tuple[str, dict[str, str]]]) -> None:
         excluded: set[str] = set()
-        for _attempt in range(5):
+        for _attempt in range(20):
             todo = [e for e in entries if e[0] not in excluded]
             if not todo:
                 return
-            prepared = self._prepare(geo, todo)
-            gone = self.aggregates.apply_batch(INCIDENTS, GROUP, *prepared)
-            if not gone:
-                self.stats.applied += prepared.n_valid
-                self.stats.dead += len(prepared.rejects)
-                self.stats.batches += 1
-                return
-            excluded.update(gone)  # another worker applied these meanwhile
-        raise RuntimeError("batch kept conflicting with another worker")
+            batch = self._prepare(stream, todo)
+            try:
+                self.applier.apply(stream, GROUP, batch)
+            except Conflict as conflict:
+                # another worker applied some entries, or changed an incident meanwhile:
+                # drop what it applied and prepare again from fresh state
+                self.stats.conflicts += 1
+                excluded.update(conflict.gone)
+                continue
+            self.stats.applied += batch.n_valid
+            self.stats.dead += len(batch.rejects)
+            self.stats.batches += 1
+            return
+        raise RuntimeError(f"batch from {stream} kept conflicting with other workers")
 
-    def _prepare(self, geo: Geography, entries: list[tuple[str, dict[str, str]]]) -> Prepared:
+    def _prepare(self, stream: str, entries: list[tuple[str, dict[str, str]]]) -> Batch:
+        geo = self._geography()
         now_ms = int(self.clock() * 1000)
-        batch = validate_incidents(entries, now_ms, geo.bbox)
-        rejects = list(batch.rejects)
-        pos = geo.locator.locate(batch.lon, batch.lat)
-        inside = pos >= 0
-        if not inside.all():
-            fields_of = dict(entries)
-            for k in np.flatnonzero(~inside):
-                eid = batch.entry_ids[k]
-                detail = f"lat={batch.lat[k]}, lon={batch.lon[k]} lies in no grid"
-                rejects.append(Reject(eid, "outside_map", detail, fields_of[eid]))
-        cat_idx = np.fromiter((CATEGORY_INDEX[c] for c in batch.category), np.int64, len(batch))
-        minute = batch.ts_ms // 60_000
-        groups = count_groups(
-            geo.codes, pos[inside], cat_idx[inside], minute[inside], list(CATEGORIES)
-        )
-        n_valid = int(inside.sum())
-        max_ts = int(batch.ts_ms[inside].max()) if n_valid else 0
-        return Prepared([e[0] for e in entries], groups, rejects, n_valid, max_ts)
+        if stream == INCIDENTS:
+            return prepare_incidents(self.r, geo, entries, now_ms)
+        if stream == GAUGES:
+            return prepare_gauges(geo, entries, known_gauges(self.r), now_ms)
+        if stream == TRUCKS:
+            return prepare_trucks(geo, entries, now_ms)
+        if stream == SURVEYS:
+            return prepare_surveys(self.r, geo, entries, now_ms)
+        raise ValueError(f"no consumer for stream {stream}")
+
+    def _dead_letter(
+        self, stream: str, entry: tuple[str, dict[str, str]], reason: str, detail: str
+    ) -> None:
+        batch = Batch(entry_ids=[entry[0]], rejects=[Reject(entry[0], reason, detail, entry[1])])
+        try:
+            self.applier.apply(stream, GROUP, batch)
+            self.stats.dead += 1
+        except Conflict:
+            pass  # someone else settled it
+
+    def _geography(self) -> Geography:
+        self._geo = load_geography(self.r)
+        return self._geo
+
+    # -- housekeeping -------------------------------------------------------------------
+    def claim_stale(self) -> int:
+        """Take over entries another consumer read but never acknowledged (it died). An entry
+        delivered ``max_deliveries`` times is dead-lettered instead of tried again."""
+        total = 0
+        for stream in STREAMS:
+            pending = self.r.xpending_range(
+                stream, GROUP, min="-", max="+", count=self.batch_size, idle=self.claim_idle_ms
+            )
+            if not pending:
+                continue
+            ids = [p["message_id"] for p in pending]
+            tries = {_s(p["message_id"]): p["times_delivered"] for p in pending}
+            claimed = self.r.xclaim(stream, GROUP, self.name, self.claim_idle_ms, ids)
+            entries, poison = [], []
+            for eid, fields in claimed:
+                entry = (_s(eid), decode_fields(fields or {}))
+                if fields is None:
+                    poison.append((entry, "trimmed_unprocessed", "entry was trimmed before use"))
+                elif tries.get(entry[0], 0) >= self.max_deliveries:
+                    detail = f"delivered {tries[entry[0]]} times without being applied"
+                    poison.append((entry, "processing_failed", detail))
+                else:
+                    entries.append(entry)
+            for entry, reason, detail in poison:
+                self._dead_letter(stream, entry, reason, detail)
+            if entries:
+                self.stats.claimed += len(entries)
+                raw = [(eid, fields) for eid, fields in entries]
+                self.process(stream, raw)
+            total += len(claimed)
+        return total
+
+    def _check_epoch(self) -> None:
+        """Notice that Redis lost its data: record the gap once and restore the grids."""
+        now_ms = int(self.clock() * 1000)
+        epoch = self.r.get(EPOCH)
+        if epoch is None:
+            fresh = uuid.uuid4().hex.encode()
+            won = self.r.set(EPOCH, fresh, nx=True)
+            if won and self.epoch is not None:
+                self.stats.gaps += 1
+                self.r.xadd(GAPS, {
+                    "detected_ms": now_ms, "last_ok_ms": self.last_ok_ms, "worker": self.name,
+                    "reason": "Redis lost its data (restarted without persistence?)",
+                }, maxlen=1000, approximate=True)  # fmt: skip
+                log.error("Redis lost its data; gap recorded since %d", self.last_ok_ms)
+            if self._geo is not None and not self.r.exists(VERSION_KEY):
+                save_areas(self.r, self._geo.areas)
+            epoch = self.r.get(EPOCH)
+            self.ensure_groups()
+        self.epoch = epoch
+        self.last_ok_ms = now_ms
+
+    def trim(self) -> None:
+        """Trim raw streams to the retention, never past an entry not yet processed."""
+        horizon = int(self.clock() * 1000) - self.retention_ms
+        for stream in STREAMS:
+            floor = horizon
+            for group in self.r.xinfo_groups(stream):
+                last = _s(group["last-delivered-id"])
+                floor = min(floor, int(last.split("-")[0]))
+                if group["pending"]:
+                    oldest = _s(self.r.xpending(stream, _s(group["name"]))["min"])
+                    floor = min(floor, int(oldest.split("-")[0]))
+            if floor > 0:
+                self.r.xtrim(stream, minid=f"{floor}-0", approximate=True)
 
 
-def wait_for_areas(client: redis.Redis, stop: Callable[[], bool], timeout: float = 60.0) -> None:
-    """Block until grids are loaded (the demo loads them just after starting the worker)."""
+def wait_for_areas(
+    client: redis.Redis,
+    stop: Callable[[], bool],
+    timeout: float = 60.0,
+    restore: Geography | None = None,
+) -> None:
+    """Block until grids are loaded; put back ``restore``'s grids if Redis lost them."""
     deadline = time.monotonic() + timeout
     while not stop():
         try:
             load_geography(client)
             return
         except NoAreasError:
+            if restore is not None:
+                save_areas(client, restore.areas)
+                continue
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _one_line(exc: BaseException) -> str:
+    last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+    return last[:300]

@@ -50,7 +50,7 @@ def test_wrk001_counts_equal_incidents_written_per_grid(r, loaded_city):
             )
         pipe.execute()
     worker = Worker(r, name="t1", batch_size=700, block_ms=50)
-    worker.ensure_group()
+    worker.ensure_groups()
     _drain(worker, r, len(lon))
 
     counts = IncidentAggregates(r).window_counts("1h")
@@ -95,7 +95,7 @@ def test_wrk002_bad_entries_go_to_deadletter_and_valid_ones_count(r, loaded_city
         r.xadd(INCIDENTS, fields)
     r.xadd(INCIDENTS, {**good, "id": "g2", "lat": str(lat[1]), "lon": str(lon[1])})
     worker = Worker(r, name="t2", block_ms=50)
-    worker.ensure_group()
+    worker.ensure_groups()
     _drain(worker, r, len(bad) + 2)
 
     dead = r.xrange(DEADLETTER)

@@ -1,0 +1,259 @@
+"""One atomic step per batch: check, acknowledge, dead-letter and apply.
+
+The Lua script first checks that every entry of the batch is still pending in the consumer
+group and that every incident state it will overwrite still holds what the worker read. If any
+check fails nothing is written and the caller retries with what it learns. Otherwise it
+acknowledges the entries, appends the dead letters and applies the operations, all in one
+script, so an entry is applied exactly once however often it is delivered: a redelivered entry
+is either not yet applied (still pending) or already applied (acknowledged, so skipped).
+
+Operations (built by :class:`Batch`):
+  H key field delta            HINCRBY
+  E key unix_ts                EXPIREAT (skipped when already past)
+  G minute cat n f1 d1 ...     incident counts: minute bucket, hour bucket, sliding windows
+  L key field ts value         latest value if newer than the stored one (stored "ts|value")
+  Z key min_score keep n s1 m1 ...
+                               ZADD n members, drop those under min_score, keep the last `keep`
+  A key bytes unix_ts          APPEND (packed points) and EXPIREAT
+
+Incident states are JSON strings; the check compares their status ``s`` ('' when absent).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import redis
+
+from cockpit.contract import DEADLETTER, Reject
+
+INC_PREFIX = "cockpit:agg:inc:"
+HEALTH = "cockpit:health"
+HEALTH_RATE = "cockpit:health:m:"  # per-minute applied counts, for events/s
+WINDOWS: dict[str, int] = {"5m": 5, "1h": 60, "24h": 24 * 60}  # name -> minutes
+MINUTE_TTL_S = 26 * 3600
+HOUR_TTL_S = 91 * 86400
+DEADLETTER_MAXLEN = 1_000_000
+
+_SCRIPT = """
+local stream, dl = KEYS[1], KEYS[2]
+local group, health, rate_prefix, dl_maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local prefix, minute_ttl, hour_ttl = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
+local i = 8
+local nwin = tonumber(ARGV[i]); i = i + 1
+local wins = {}
+for w = 1, nwin do wins[w] = {ARGV[i], tonumber(ARGV[i + 1])}; i = i + 2 end
+local nids = tonumber(ARGV[i]); i = i + 1
+local first_id = i; i = i + nids
+local nstate = tonumber(ARGV[i]); i = i + 1
+local first_state = i; i = i + 4 * nstate
+
+-- 1. checks, before any write
+local gone = {}
+for k = first_id, first_id + nids - 1 do
+  if #redis.call('XPENDING', stream, group, ARGV[k], ARGV[k], 1) == 0 then
+    gone[#gone + 1] = ARGV[k]
+  end
+end
+if #gone > 0 then return {0, gone} end
+local stale = {}
+for s = 0, nstate - 1 do
+  local b = first_state + 4 * s
+  local cur = redis.call('GET', ARGV[b])
+  local status = cur and cjson.decode(cur).s or ''
+  if status ~= ARGV[b + 1] then stale[#stale + 1] = ARGV[b] end
+end
+if #stale > 0 then return {2, stale} end
+
+-- 2. acknowledge and record state
+for k = first_id, first_id + nids - 1, 500 do
+  redis.call('XACK', stream, group, unpack(ARGV, k, math.min(k + 499, first_id + nids - 1)))
+end
+for s = 0, nstate - 1 do
+  local b = first_state + 4 * s
+  local ttl = tonumber(ARGV[b + 3])
+  if ttl > 0 then redis.call('SET', ARGV[b], ARGV[b + 2], 'EX', ttl)
+  else redis.call('SET', ARGV[b], ARGV[b + 2], 'KEEPTTL') end
+end
+
+local t = redis.call('TIME')
+local now_s = tonumber(t[1])
+local now_min = math.floor(now_s / 60)
+
+-- 3. dead letters, with reason and original fields
+local ndead = tonumber(ARGV[i]); i = i + 1
+for d = 1, ndead do
+  redis.call('XADD', dl, 'MAXLEN', '~', dl_maxlen, '*', 'stream', stream,
+    'entry_id', ARGV[i], 'reason', ARGV[i + 1], 'detail', ARGV[i + 2], 'fields', ARGV[i + 3])
+  redis.call('HINCRBY', health, stream .. '|dead|' .. ARGV[i + 1], 1)
+  i = i + 4
+end
+
+-- 4. operations
+local rolled = nil
+local function window_marks()
+  rolled = {}
+  for w = 1, nwin do
+    local key = prefix .. 'w:' .. wins[w][1] .. ':rolled'
+    local r = redis.call('GET', key)
+    if not r then r = now_min - wins[w][2]; redis.call('SET', key, r) end
+    rolled[w] = tonumber(r)
+  end
+end
+local nops = tonumber(ARGV[i]); i = i + 1
+for _ = 1, nops do
+  local op = ARGV[i]
+  if op == 'H' then
+    redis.call('HINCRBY', ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]); i = i + 4
+  elseif op == 'E' then
+    if tonumber(ARGV[i + 2]) > now_s then redis.call('EXPIREAT', ARGV[i + 1], ARGV[i + 2]) end
+    i = i + 3
+  elseif op == 'G' then
+    if not rolled then window_marks() end
+    local minute, cat, n = tonumber(ARGV[i + 1]), ARGV[i + 2], tonumber(ARGV[i + 3])
+    i = i + 4
+    local hour = math.floor(minute / 60)
+    local mexp = (minute + 1) * 60 + minute_ttl
+    local hexp = (hour + 1) * 3600 + hour_ttl
+    local mkey = prefix .. 'm:' .. minute .. ':' .. cat
+    local hkey = prefix .. 'h:' .. hour .. ':' .. cat
+    for f = 0, n - 1 do
+      local fld, delta = ARGV[i + 2 * f], tonumber(ARGV[i + 2 * f + 1])
+      if mexp > now_s then redis.call('HINCRBY', mkey, fld, delta) end
+      if hexp > now_s then redis.call('HINCRBY', hkey, fld, delta) end
+      for w = 1, nwin do
+        if minute > rolled[w] then
+          redis.call('HINCRBY', prefix .. 'w:' .. wins[w][1] .. ':' .. cat, fld, delta)
+        end
+      end
+    end
+    if mexp > now_s then redis.call('EXPIREAT', mkey, mexp) end
+    if hexp > now_s then redis.call('EXPIREAT', hkey, hexp) end
+    i = i + 2 * n
+  elseif op == 'L' then
+    local key, fld, ts = ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+    local cur = redis.call('HGET', key, fld)
+    local cur_ts = cur and tonumber(string.match(cur, '^(%d+)|')) or -1
+    if ts > cur_ts then redis.call('HSET', key, fld, ARGV[i + 3] .. '|' .. ARGV[i + 4]) end
+    i = i + 5
+  elseif op == 'Z' then
+    local key, min_score = ARGV[i + 1], ARGV[i + 2]
+    local keep, n = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
+    i = i + 5
+    for k = i, i + 2 * n - 1, 1000 do
+      redis.call('ZADD', key, unpack(ARGV, k, math.min(k + 999, i + 2 * n - 1)))
+    end
+    i = i + 2 * n
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. min_score)
+    if keep > 0 then redis.call('ZREMRANGEBYRANK', key, 0, -(keep + 1)) end
+  elseif op == 'A' then
+    redis.call('APPEND', ARGV[i + 1], ARGV[i + 2])
+    redis.call('EXPIREAT', ARGV[i + 1], ARGV[i + 3])
+    i = i + 4
+  else
+    return redis.error_reply('unknown op ' .. tostring(op))
+  end
+end
+
+-- 5. health: applied counts, per-minute rate, data age
+local nvalid, max_ts = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
+redis.call('HINCRBY', health, stream .. '|applied', nvalid)
+redis.call('HINCRBY', rate_prefix .. now_min, stream, nvalid + ndead)
+redis.call('EXPIRE', rate_prefix .. now_min, 7200)
+local now_ms = now_s * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('HSET', health, stream .. '|last_apply_ms', now_ms)
+if max_ts > tonumber(redis.call('HGET', health, stream .. '|last_event_ms') or '0') then
+  redis.call('HSET', health, stream .. '|last_event_ms', max_ts)
+end
+redis.call('INCR', 'cockpit:seq')
+return {1, nids}
+"""
+
+
+class Conflict(Exception):
+    """The batch could not be applied as prepared: some entries were applied elsewhere
+    (``gone``) or some incident states changed meanwhile (``stale``)."""
+
+    def __init__(self, gone: list[str], stale: list[str]) -> None:
+        super().__init__(f"{len(gone)} entries applied elsewhere, {len(stale)} states changed")
+        self.gone = gone
+        self.stale = stale
+
+
+@dataclass
+class Batch:
+    """Everything one batch of one stream writes, in the order the script reads it."""
+
+    entry_ids: list[str] = field(default_factory=list)
+    states: list[tuple[str, str, str, int]] = field(default_factory=list)  # key, expected, new, ttl
+    rejects: list[Reject] = field(default_factory=list)
+    ops: list[object] = field(default_factory=list)
+    n_ops: int = 0
+    n_valid: int = 0
+    max_ts_ms: int = 0
+
+    def hincr(self, key: str, field_: str, delta: int) -> None:
+        self.ops += ["H", key, field_, delta]
+        self.n_ops += 1
+
+    def expire_at(self, key: str, unix_ts: int) -> None:
+        self.ops += ["E", key, unix_ts]
+        self.n_ops += 1
+
+    def counts(self, minute: int, category: str, pairs: list[tuple[str, int]]) -> None:
+        self.ops += ["G", minute, category, len(pairs)]
+        for area_id, delta in pairs:
+            self.ops += [area_id, delta]
+        self.n_ops += 1
+
+    def latest(self, key: str, field_: str, ts_ms: int, value: str) -> None:
+        self.ops += ["L", key, field_, ts_ms, value]
+        self.n_ops += 1
+
+    def sorted_add(
+        self, key: str, members: list[tuple[int, str]], min_score: int, keep: int = 0
+    ) -> None:
+        """ZADD ``members`` (score, member); drop those under ``min_score``; keep the last
+        ``keep`` (0: all)."""
+        self.ops += ["Z", key, min_score, keep, len(members)]
+        for score, member in members:
+            self.ops += [score, member]
+        self.n_ops += 1
+
+    def append(self, key: str, data: bytes, expire_unix: int) -> None:
+        self.ops += ["A", key, data, expire_unix]
+        self.n_ops += 1
+
+
+class Applier:
+    """Runs the apply script for one Redis database."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._script = client.register_script(_SCRIPT)
+
+    def apply(self, stream: str, group: str, batch: Batch) -> None:
+        """Apply ``batch`` atomically, or raise :class:`Conflict` having written nothing."""
+        args: list[object] = [
+            group, HEALTH, HEALTH_RATE, DEADLETTER_MAXLEN, INC_PREFIX, MINUTE_TTL_S, HOUR_TTL_S,
+            len(WINDOWS),
+        ]  # fmt: skip
+        for name, minutes in WINDOWS.items():
+            args += [name, minutes]
+        args.append(len(batch.entry_ids))
+        args.extend(batch.entry_ids)
+        args.append(len(batch.states))
+        for key, expected, new, ttl in batch.states:
+            args += [key, expected, new, ttl]
+        args.append(len(batch.rejects))
+        for rej in batch.rejects:
+            original = json.dumps(rej.fields, ensure_ascii=False)
+            args += [rej.entry_id, rej.reason, rej.detail, original]
+        args.append(batch.n_ops)
+        args.extend(batch.ops)
+        args += [batch.n_valid, batch.max_ts_ms]
+        code, detail = self._script(keys=[stream, DEADLETTER], args=args)
+        if code == 1:
+            return
+        ids = [x.decode() if isinstance(x, bytes) else str(x) for x in detail]
+        raise Conflict(gone=ids if code == 0 else [], stale=ids if code == 2 else [])

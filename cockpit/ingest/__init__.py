@@ -1,0 +1,1 @@
+"""Turning a batch of one input stream into one atomic :class:`cockpit.apply.Batch`."""

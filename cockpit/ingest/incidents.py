@@ -1,0 +1,164 @@
+"""Incidents: new reports count in every window; a later entry with the same ``id`` and another
+``status`` is an update (dispatched, handling, resolved...) that moves the open counts and counts
+in the status windows; the same id with the same status again, or an entry older than the
+incident's latest update, is a duplicate and counts once (the latest ``ts`` wins)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import redis
+
+from cockpit.aggregates import (
+    INCIDENT_POINTS,
+    INCIDENT_RECENT,
+    INCIDENT_STATE,
+    OPEN_STATUSES,
+    STATUS_KEYS,
+    rollup,
+)
+from cockpit.apply import HEALTH, INC_PREFIX, MINUTE_TTL_S, Batch
+from cockpit.areastore import Geography
+from cockpit.contract import CATEGORIES, INCIDENTS, STATUSES, Reject, validate_incidents
+
+INCIDENT_TTL_S = 7 * 86400
+RECENT_MS = 24 * 3600 * 1000
+CATEGORY_INDEX = {c: i for i, c in enumerate(CATEGORIES)}
+STATUS_INDEX = {s: i for i, s in enumerate(STATUSES)}
+# One heatmap point: 16 bytes, appended per minute so readers fetch only new minutes.
+POINT = np.dtype([("lon", "<f4"), ("lat", "<f4"), ("grid", "<i4"), ("sev", "i1"), ("cat", "i1"),
+                  ("pad", "<i2")])  # fmt: skip
+OPTIONAL = ("text", "address", "reporter", "source")
+
+
+def prepare_incidents(
+    client: redis.Redis,
+    geo: Geography,
+    entries: list[tuple[str, dict[str, str]]],
+    now_ms: int | None = None,
+) -> Batch:
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    batch = Batch(entry_ids=[e[0] for e in entries])
+    checked = validate_incidents(entries, now_ms, geo.bbox)
+    batch.rejects = list(checked.rejects)
+    pos = geo.locator.locate(checked.lon, checked.lat)
+    fields_of = dict(entries)
+    for k in np.flatnonzero(pos < 0):
+        eid = checked.entry_ids[k]
+        detail = f"lat={checked.lat[k]}, lon={checked.lon[k]} lies in no grid"
+        batch.rejects.append(Reject(eid, "outside_map", detail, fields_of[eid]))
+    inside = np.flatnonzero(pos >= 0)
+    if len(inside) == 0:
+        return batch
+
+    ids = [checked.ids[k] for k in inside]
+    unique_ids = list(dict.fromkeys(ids))
+    stored = _read_states(client, unique_ids)
+    before = {i: (s["s"] if s else "") for i, s in stored.items()}
+    current = dict(stored)
+    new_rows: list[int] = []
+    updates: list[tuple[int, dict, str]] = []  # (row, state before, old status)
+    duplicates = 0
+    for row, k in enumerate(inside):
+        inc_id, status = ids[row], checked.status[k]
+        state = current.get(inc_id)
+        if state is None:
+            new_rows.append(k)
+            current[inc_id] = _new_state(checked, k, geo.grid_ids[pos[k]], fields_of)
+        elif state["s"] == status or checked.ts_ms[k] <= state.get("u", state["t"]):
+            duplicates += 1  # a resend, or an update older than what we hold: last ts wins
+        else:
+            updates.append((k, state, state["s"]))
+            current[inc_id] = {**state, "s": status, "u": int(checked.ts_ms[k])}
+    for inc_id in unique_ids:
+        if current[inc_id] is not stored.get(inc_id):
+            ttl = INCIDENT_TTL_S if before[inc_id] == "" else 0
+            batch.states.append((INCIDENT_STATE + inc_id, before[inc_id],
+                                 json.dumps(current[inc_id], ensure_ascii=False), ttl))  # fmt: skip
+    _count_new(batch, geo, checked, pos, np.array(new_rows, dtype=np.int64), now_ms)
+    _count_updates(batch, geo, checked, updates)
+    if duplicates:
+        batch.hincr(HEALTH, f"{INCIDENTS}|duplicate", duplicates)
+    batch.n_valid = len(new_rows) + len(updates)
+    batch.max_ts_ms = int(checked.ts_ms[inside].max())
+    return batch
+
+
+def _read_states(client: redis.Redis, ids: list[str]) -> dict[str, dict | None]:
+    out: dict[str, dict | None] = {}
+    for start in range(0, len(ids), 5000):
+        chunk = ids[start : start + 5000]
+        values = client.mget([INCIDENT_STATE + i for i in chunk])
+        out.update({i: json.loads(v) if v else None for i, v in zip(chunk, values, strict=True)})
+    return out
+
+
+def _new_state(checked, k: int, grid_id: str, fields_of: dict) -> dict:  # type: ignore[no-untyped-def]
+    state = {
+        "id": checked.ids[k], "s": checked.status[k], "c": checked.category[k], "g": grid_id,
+        "t": int(checked.ts_ms[k]), "v": int(checked.severity[k]),
+        "lat": round(float(checked.lat[k]), 6), "lon": round(float(checked.lon[k]), 6),
+    }  # fmt: skip
+    fields = fields_of[checked.entry_ids[k]]
+    state.update({name: fields[name] for name in OPTIONAL if fields.get(name)})
+    return state
+
+
+def _count_new(batch: Batch, geo: Geography, checked, pos, rows, now_ms: int) -> None:  # type: ignore[no-untyped-def]
+    if len(rows) == 0:
+        return
+    grid_pos = pos[rows]
+    minute = checked.ts_ms[rows] // 60_000
+    cat = np.array([CATEGORY_INDEX[checked.category[k]] for k in rows])
+    status = np.array([STATUS_INDEX[checked.status[k]] for k in rows])
+    codes = geo.codes
+    for m, label, pairs in rollup(codes, grid_pos, cat, CATEGORIES, minute):
+        batch.counts(m, label, pairs)
+    for m, label, pairs in rollup(codes, grid_pos, status, STATUS_KEYS, minute, with_all=False):
+        batch.counts(m, label, pairs)
+    is_open = np.isin(status, [STATUS_INDEX[s] for s in OPEN_STATUSES])
+    if is_open.any():
+        _open_deltas(batch, codes, grid_pos[is_open], cat[is_open], np.ones(is_open.sum()))
+    # the heatmap's points, one blob per minute
+    points = np.zeros(len(rows), POINT)
+    points["lon"], points["lat"], points["grid"] = checked.lon[rows], checked.lat[rows], grid_pos
+    points["sev"], points["cat"] = checked.severity[rows], cat
+    for m in np.unique(minute):
+        mine = minute == m
+        expire = int((m + 1) * 60 + MINUTE_TTL_S)
+        batch.append(f"{INCIDENT_POINTS}{geo.version[:8]}:{m}", points[mine].tobytes(), expire)
+    # the point layer's index, per street
+    streets = geo.grid_street[grid_pos]
+    for street in np.unique(streets):
+        mine = np.flatnonzero(streets == street)
+        members = [
+            (int(checked.ts_ms[rows[j]]), f"{geo.grid_ids[grid_pos[j]]}|{checked.ids[rows[j]]}")
+            for j in mine
+        ]
+        batch.sorted_add(INCIDENT_RECENT + street, members, now_ms - RECENT_MS)
+
+
+def _count_updates(batch: Batch, geo: Geography, checked, updates) -> None:  # type: ignore[no-untyped-def]
+    rows = [(k, state, old) for k, state, old in updates if state["g"] in geo.grid_index]
+    if not rows:
+        return
+    grid_pos = np.array([geo.grid_index[state["g"]] for _k, state, _o in rows])
+    minute = np.array([checked.ts_ms[k] // 60_000 for k, _s, _o in rows])
+    status = np.array([STATUS_INDEX[checked.status[k]] for k, _s, _o in rows])
+    for m, label, pairs in rollup(geo.codes, grid_pos, status, STATUS_KEYS, minute, with_all=False):
+        batch.counts(m, label, pairs)
+    was_open = np.array([old in OPEN_STATUSES for _k, _s, old in rows])
+    now_open = np.array([checked.status[k] in OPEN_STATUSES for k, _s, _o in rows])
+    delta = now_open.astype(int) - was_open.astype(int)
+    moved = delta != 0
+    if moved.any():
+        cat = np.array([CATEGORY_INDEX[state["c"]] for _k, state, _o in rows])
+        _open_deltas(batch, geo.codes, grid_pos[moved], cat[moved], delta[moved])
+
+
+def _open_deltas(batch: Batch, codes, grid_pos, cat, delta) -> None:  # type: ignore[no-untyped-def]
+    for _b, label, pairs in rollup(codes, grid_pos, cat, CATEGORIES, weight=delta):
+        for area, d in pairs:
+            batch.hincr(f"{INC_PREFIX}open:{label}", area, d)
