@@ -10,9 +10,15 @@ import argparse
 import getpass
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cockpit.settings import LANGUAGES, Settings
 from cockpit.users import USER_LEVELS
+
+if TYPE_CHECKING:
+    import redis
+
+    from geo.areas import AreaSet
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -260,3 +266,16 @@ def cmd_wall_revoke(args: argparse.Namespace, settings: Settings) -> int:
         release()
     print(f"Revoked {wall.token_id[:12]} ({wall.area_id}, {wall.label}); display signed out.")
     return 0
+
+
+def print_demo_sign_ins(client: redis.Redis, areas: AreaSet, url: str) -> None:
+    """Create (or refresh) the demo users, one per level, and print how to sign in as each.
+
+    For ``cockpit demo``: every start prints fresh passwords (sessions of the last run end).
+    """
+    from cockpit.users import ensure_demo_users
+
+    print(f"Sign in at {url.rstrip('/')}/login as one of (new passwords on each start):")
+    for name, password, level, area_id in ensure_demo_users(client, areas):
+        shown = password if password is not None else "(disabled by an operator)"
+        print(f"  {level:<10} {name:<16} {shown:<18} area {area_id}")

@@ -7,7 +7,7 @@ import argparse
 import pytest
 from argon2 import PasswordHasher
 
-from cockpit.cli_users import register
+from cockpit.cli_users import print_demo_sign_ins, register
 from cockpit.settings import Settings
 from cockpit.signin import user_loader
 from cockpit.users import (
@@ -181,7 +181,7 @@ def test_usr008_wall_token_create_verify_revoke(r):
         create_wall_token(r, "wx", "  ")
 
 
-def test_usr009_demo_users_one_per_level(r, demo_areas):
+def test_usr009_demo_users_one_per_level(r, demo_areas, capsys):
     made = ensure_demo_users(r, demo_areas)
     assert [(n, lv, a) for n, _p, lv, a in made] == [
         ("demo-grid", "grid", "wx-hs-01-001-01"),
@@ -190,22 +190,25 @@ def test_usr009_demo_users_one_per_level(r, demo_areas):
         ("demo-district", "district", "wx-hs"),
         ("demo-city", "city", "wx"),
     ]
-    for name, password, level, _area in made:
-        assert password and len(password) >= 10
-        assert verify(r, name, password).level == level
-    # Again: same users and areas, fresh passwords; the old ones stop working.
+    assert all(password and len(password) >= 10 for _n, password, _l, _a in made)
+    assert len({password for _n, password, _l, _a in made}) == 5
+    # Again, as the demo prints it: same users and areas, fresh passwords, old ones dead.
     disable_user(r, "demo-street")
-    again = ensure_demo_users(r, demo_areas)
-    assert [(n, lv, a) for n, _p, lv, a in again] == [(n, lv, a) for n, _p, lv, a in made]
+    print_demo_sign_ins(r, demo_areas, "http://127.0.0.1:8050/")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("Sign in at http://127.0.0.1:8050/login")
+    rows = {row[1]: row for row in (line.split() for line in lines[1:])}
+    assert [(row[0], name, row[-1]) for name, row in rows.items()] == [
+        (lv, n, a) for n, _p, lv, a in made
+    ]
     assert len(list_users(r)) == 5
-    passwords = {
-        name: (old, new) for (name, old, *_), (_n, new, *_) in zip(made, again, strict=True)
-    }
-    assert passwords["demo-street"][1] is None  # an operator disabled it: it stays disabled
-    assert verify(r, "demo-street", passwords["demo-street"][0]) is None
+    assert rows["demo-street"][2] == "(disabled"  # an operator disabled it: it stays disabled
+    old = dict((n, p) for n, p, _l, _a in made)
+    assert verify(r, "demo-street", old["demo-street"]) is None
     for name in ("demo-grid", "demo-city"):  # (two suffice; each check is an argon2 hash)
-        old, new = passwords[name]
-        assert new != old and verify(r, name, old) is None and verify(r, name, new) is not None
+        new = rows[name][2]
+        assert new != old[name] and verify(r, name, old[name]) is None
+        assert verify(r, name, new).level == rows[name][0]
 
 
 # -- the CLI handlers (in-process, against the same real Redis) ---------------------------------
@@ -278,3 +281,27 @@ def test_usr012_cli_wall_tokens(r, redis_url, loaded_city, capsys):
     assert wall_user(r, token) is None
     cli(redis_url, "wall-token", "list")
     assert "revoked" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["users"], ["users", "add"], ["users", "list"], ["users", "disable"], ["users", "enable"],
+     ["users", "passwd"], ["wall-token"], ["wall-token", "create"], ["wall-token", "list"],
+     ["wall-token", "revoke"]],
+    ids=" ".join,
+)  # fmt: skip
+def test_usr013_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as done:
+        cli("redis://unused", *command, "--help")
+    assert done.value.code == 0
+    assert "usage: cockpit " + " ".join(command) in capsys.readouterr().out
+
+
+def test_usr014_password_from_stdin(r, redis_url, loaded_city, monkeypatch):
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\nignored\n"))
+    code = cli(redis_url, "users", "add", "qian", "--level", "district", "--area", "wx-hs",
+               "--password-stdin")  # fmt: skip
+    assert code == 0
+    assert verify(r, "qian", PASSWORD).level == "district"
