@@ -7,7 +7,8 @@ every level, so a street's count is one HGET):
   cockpit:agg:inc:w:{window}:{c}   HASH  sliding window (5m, 1h, 24h) = sum of its minute buckets
   cockpit:agg:inc:w:{window}:rolled      last minute already subtracted from that window
   cockpit:agg:inc:open:{c}         HASH  incidents open now (new, dispatched, handling)
-  cockpit:inc:{id}                 JSON  the incident's latest state and details, kept 7 days
+  cockpit:inc:state:{day}          HASH  id -> JSON of the incident's latest state and details,
+                                         sharded by the UTC day of the report, kept 8 days
   cockpit:inc:recent:{street}      ZSET  "grid|id" by ts, last 24 h (the point layer)
   cockpit:inc:pts:{version}:{minute}     packed points of that minute (the heatmap), 26 h
 Gauges, trucks, surveys:
@@ -43,7 +44,9 @@ TRUCK_LATEST = "cockpit:truck:latest"
 TRUCK_TRAIL = "cockpit:truck:trail:"
 SURVEY = "cockpit:agg:survey"
 SURVEY_DAY = "cockpit:agg:survey:d:"
-INCIDENT_STATE = "cockpit:inc:"
+INCIDENT_STATE = "cockpit:inc:state:"
+DAY_MS = 86_400_000
+STATE_DAYS = 8  # an incident can be updated for this many days after its report
 INCIDENT_RECENT = "cockpit:inc:recent:"
 INCIDENT_POINTS = "cockpit:inc:pts:"
 
@@ -215,3 +218,33 @@ def survey_index(client: redis.Redis, min_sample: int = 30) -> dict[str, dict[st
         values["safety_index"] = 100 * values.get("safe", 0) / n if ok else None
         values["satisfaction_index"] = 100 * values.get("satisfied", 0) / n if ok else None
     return out
+
+
+def state_days(now_ms: int) -> range:
+    """The day shards an incident state can be in (oldest first)."""
+    today = now_ms // DAY_MS
+    return range(today - STATE_DAYS + 1, today + 1)
+
+
+def read_states(
+    client: redis.Redis, prefix: str, ids: Sequence[str], now_ms: int
+) -> dict[str, tuple[int, dict] | None]:
+    """For each id, (day shard, state) from the day-sharded hashes, or None."""
+    out: dict[str, tuple[int, dict] | None] = dict.fromkeys(ids)
+    days = list(state_days(now_ms))
+    for start in range(0, len(ids), 5000):
+        chunk = list(ids[start : start + 5000])
+        with client.pipeline(transaction=False) as pipe:
+            for day in days:
+                pipe.hmget(f"{prefix}{day}", chunk)
+            replies = pipe.execute()
+        for day, values in zip(days, replies, strict=True):
+            for inc_id, value in zip(chunk, values, strict=True):
+                if value is not None:
+                    out[inc_id] = (day, json.loads(value))
+    return out
+
+
+def read_incident(client: redis.Redis, incident_id: str, now_ms: int) -> dict | None:
+    found = read_states(client, INCIDENT_STATE, [incident_id], now_ms)[incident_id]
+    return found[1] if found else None

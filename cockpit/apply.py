@@ -1,8 +1,9 @@
 """One atomic step per batch: check, acknowledge, dead-letter and apply.
 
-The Lua script first checks that every entry of the batch is still pending in the consumer
-group and that every incident state it will overwrite still holds what the worker read. If any
-check fails nothing is written and the caller retries with what it learns. Otherwise it
+The Lua script first checks that every entry of the batch is still pending for this consumer
+(one XPENDING over the batch's id range) and that every incident state it will overwrite still
+holds what the worker read. If any check fails nothing is written and the caller retries with
+what it learns. Otherwise it
 acknowledges the entries, appends the dead letters and applies the operations, all in one
 script, so an entry is applied exactly once however often it is delivered: a redelivered entry
 is either not yet applied (still pending) or already applied (acknowledged, so skipped).
@@ -16,7 +17,8 @@ Operations (built by :class:`Batch`):
                                ZADD n members, drop those under min_score, keep the last `keep`
   A key bytes unix_ts          APPEND (packed points) and EXPIREAT
 
-Incident states are JSON strings; the check compares their status ``s`` ('' when absent).
+States (incidents, survey answers) are JSON values in hashes sharded by day; the check compares
+their status ``s`` ('' when absent), with one HMGET per shard, and the write is one HSET.
 """
 
 from __future__ import annotations
@@ -40,29 +42,62 @@ _SCRIPT = """
 local stream, dl = KEYS[1], KEYS[2]
 local group, health, rate_prefix, dl_maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local prefix, minute_ttl, hour_ttl = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
-local i = 8
+local consumer = ARGV[8]
+local i = 9
+-- stream ids compare by their two numbers, not as strings
+local function stream_lt(a, b)
+  local ams, aseq = string.match(a, '^(%d+)-(%d+)$')
+  local bms, bseq = string.match(b, '^(%d+)-(%d+)$')
+  ams, bms = tonumber(ams), tonumber(bms)
+  if ams ~= bms then return ams < bms end
+  return tonumber(aseq) < tonumber(bseq)
+end
 local nwin = tonumber(ARGV[i]); i = i + 1
 local wins = {}
 for w = 1, nwin do wins[w] = {ARGV[i], tonumber(ARGV[i + 1])}; i = i + 2 end
 local nids = tonumber(ARGV[i]); i = i + 1
 local first_id = i; i = i + nids
-local nstate = tonumber(ARGV[i]); i = i + 1
-local first_state = i; i = i + 4 * nstate
+-- states: per shard hash, n fields of (field, expected status, new json)
+local nshard = tonumber(ARGV[i]); i = i + 1
+local shards = {}
+for s = 1, nshard do
+  local n = tonumber(ARGV[i + 2])
+  shards[s] = {key = ARGV[i], expire = tonumber(ARGV[i + 1]), n = n, first = i + 3}
+  i = i + 3 + 3 * n
+end
 
--- 1. checks, before any write
+-- 1. checks, before any write. Our own pending entries in the batch's id range, in one call:
+-- an entry missing from them was acknowledged (applied) or claimed by another consumer.
 local gone = {}
-for k = first_id, first_id + nids - 1 do
-  if #redis.call('XPENDING', stream, group, ARGV[k], ARGV[k], 1) == 0 then
-    gone[#gone + 1] = ARGV[k]
+if nids > 0 then
+  local mine = {}
+  local lo_id, hi_id = ARGV[first_id], ARGV[first_id]
+  for k = first_id, first_id + nids - 1 do
+    local id = ARGV[k]
+    if stream_lt(id, lo_id) then lo_id = id end
+    if stream_lt(hi_id, id) then hi_id = id end
+  end
+  local pending = redis.call('XPENDING', stream, group, lo_id, hi_id, nids + 1000000, consumer)
+  for _, p in ipairs(pending) do mine[p[1]] = true end
+  for k = first_id, first_id + nids - 1 do
+    if not mine[ARGV[k]] then gone[#gone + 1] = ARGV[k] end
   end
 end
 if #gone > 0 then return {0, gone} end
 local stale = {}
-for s = 0, nstate - 1 do
-  local b = first_state + 4 * s
-  local cur = redis.call('GET', ARGV[b])
-  local status = cur and cjson.decode(cur).s or ''
-  if status ~= ARGV[b + 1] then stale[#stale + 1] = ARGV[b] end
+for _, sh in ipairs(shards) do
+  for c = 0, sh.n - 1, 1000 do
+    local upto = math.min(c + 999, sh.n - 1)
+    local fields = {}
+    for k = c, upto do fields[#fields + 1] = ARGV[sh.first + 3 * k] end
+    local cur = redis.call('HMGET', sh.key, unpack(fields))
+    for k = c, upto do
+      local expected, value = ARGV[sh.first + 3 * k + 1], cur[k - c + 1]
+      local ok = not value
+      if expected ~= '' then ok = value and cjson.decode(value).s == expected end
+      if not ok then stale[#stale + 1] = ARGV[sh.first + 3 * k] end
+    end
+  end
 end
 if #stale > 0 then return {2, stale} end
 
@@ -70,11 +105,16 @@ if #stale > 0 then return {2, stale} end
 for k = first_id, first_id + nids - 1, 500 do
   redis.call('XACK', stream, group, unpack(ARGV, k, math.min(k + 499, first_id + nids - 1)))
 end
-for s = 0, nstate - 1 do
-  local b = first_state + 4 * s
-  local ttl = tonumber(ARGV[b + 3])
-  if ttl > 0 then redis.call('SET', ARGV[b], ARGV[b + 2], 'EX', ttl)
-  else redis.call('SET', ARGV[b], ARGV[b + 2], 'KEEPTTL') end
+for _, sh in ipairs(shards) do
+  for c = 0, sh.n - 1, 1000 do
+    local pairs_ = {}
+    for k = c, math.min(c + 999, sh.n - 1) do
+      pairs_[#pairs_ + 1] = ARGV[sh.first + 3 * k]
+      pairs_[#pairs_ + 1] = ARGV[sh.first + 3 * k + 2]
+    end
+    redis.call('HSET', sh.key, unpack(pairs_))
+  end
+  redis.call('EXPIREAT', sh.key, sh.expire)
 end
 
 local t = redis.call('TIME')
@@ -186,12 +226,17 @@ class Batch:
     """Everything one batch of one stream writes, in the order the script reads it."""
 
     entry_ids: list[str] = field(default_factory=list)
-    states: list[tuple[str, str, str, int]] = field(default_factory=list)  # key, expected, new, ttl
+    # shard key -> (expire unix ts, [(field, expected status or '', new json)])
+    states: dict[str, tuple[int, list[tuple[str, str, str]]]] = field(default_factory=dict)
     rejects: list[Reject] = field(default_factory=list)
     ops: list[object] = field(default_factory=list)
     n_ops: int = 0
     n_valid: int = 0
     max_ts_ms: int = 0
+
+    def state(self, shard: str, expire_unix: int, field_: str, expected: str, new: str) -> None:
+        """Set ``field_`` of ``shard`` to ``new`` if its status is still ``expected``."""
+        self.states.setdefault(shard, (expire_unix, []))[1].append((field_, expected, new))
 
     def hincr(self, key: str, field_: str, delta: int) -> None:
         self.ops += ["H", key, field_, delta]
@@ -232,19 +277,22 @@ class Applier:
     def __init__(self, client: redis.Redis) -> None:
         self._script = client.register_script(_SCRIPT)
 
-    def apply(self, stream: str, group: str, batch: Batch) -> None:
-        """Apply ``batch`` atomically, or raise :class:`Conflict` having written nothing."""
+    def apply(self, stream: str, group: str, consumer: str, batch: Batch) -> None:
+        """Apply ``batch`` atomically, or raise :class:`Conflict` having written nothing.
+        Only entries pending for ``consumer`` are applied (claimed ones belong to the claimer)."""
         args: list[object] = [
             group, HEALTH, HEALTH_RATE, DEADLETTER_MAXLEN, INC_PREFIX, MINUTE_TTL_S, HOUR_TTL_S,
-            len(WINDOWS),
+            consumer, len(WINDOWS),
         ]  # fmt: skip
         for name, minutes in WINDOWS.items():
             args += [name, minutes]
         args.append(len(batch.entry_ids))
         args.extend(batch.entry_ids)
         args.append(len(batch.states))
-        for key, expected, new, ttl in batch.states:
-            args += [key, expected, new, ttl]
+        for shard, (expire, items) in batch.states.items():
+            args += [shard, expire, len(items)]
+            for field_, expected, new in items:
+                args += [field_, expected, new]
         args.append(len(batch.rejects))
         for rej in batch.rejects:
             original = json.dumps(rej.fields, ensure_ascii=False)

@@ -13,6 +13,7 @@ import redis
 from cockpit.aggregates import AreaCodes
 from geo.areas import LEVELS, AreaSet
 from geo.locate import GridLocator
+from geo.reference import ReferenceData
 
 AREAS_KEY = "cockpit:geo:areas"
 VERSION_KEY = "cockpit:geo:version"
@@ -109,3 +110,19 @@ def known_gauges(client: redis.Redis) -> set[str] | None:
     """Gauge ids of the reference data, or None when none is loaded (then any id is taken)."""
     ids = client.smembers(GAUGE_IDS_KEY)
     return {i.decode() for i in ids} if ids else None
+
+
+def save_reference(client: redis.Redis, reference: ReferenceData) -> str:
+    """Store reference data (gauges, sites, zones); the worker validates gauge ids against it."""
+    with client.pipeline(transaction=True) as pipe:
+        pipe.set(REFERENCE_KEY, reference.to_bytes())
+        pipe.delete(GAUGE_IDS_KEY)
+        if len(reference.gauges):
+            pipe.sadd(GAUGE_IDS_KEY, *reference.gauges.index.tolist())
+        pipe.execute()
+    return reference.version
+
+
+def load_reference(client: redis.Redis) -> ReferenceData | None:
+    raw = client.get(REFERENCE_KEY)
+    return ReferenceData.from_bytes(raw) if raw else None

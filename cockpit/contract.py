@@ -81,6 +81,8 @@ class _Bad(Exception):
 
 def decode_fields(raw: dict[bytes, bytes] | dict[str, str]) -> dict[str, str]:
     """Decode a raw entry; bytes that are not UTF-8 become U+FFFD (the reject keeps them)."""
+    if not raw or isinstance(next(iter(raw)), str):
+        return raw  # type: ignore[return-value]  # already text (decoded by hiredis)
     out: dict[str, str] = {}
     for k, v in raw.items():
         key = k.decode("utf-8", "replace") if isinstance(k, bytes) else str(k)

@@ -34,6 +34,7 @@ class Settings:
     tile_attribution: str = ""
     demo_seed: int = 7
     refresh_ms: int = 1000
+    secure_cookies: bool = False  # set behind TLS: cookies then travel over https only
 
     @classmethod
     def from_env(
@@ -81,6 +82,8 @@ class Settings:
             values["demo_seed"] = _int("COCKPIT_DEMO_SEED", raw["demo_seed"], 0, 2**31 - 1)
         if "refresh_ms" in raw:
             values["refresh_ms"] = _int("COCKPIT_REFRESH_MS", raw["refresh_ms"], 200, 60_000)
+        if "secure_cookies" in raw:
+            values["secure_cookies"] = _bool("COCKPIT_SECURE_COOKIES", raw["secure_cookies"])
         values["secret_key"] = _secret(raw)
         return replace(s, **values)  # type: ignore[arg-type]
 
@@ -101,6 +104,7 @@ _KEYS = (
     "tile_attribution",
     "demo_seed",
     "refresh_ms",
+    "secure_cookies",
 )
 
 
@@ -128,6 +132,15 @@ def _int(name: str, value: object, low: int, high: int) -> int:
     if not low <= number <= high:
         raise SettingsError(f"{name}={number} is out of range; use one from {low} to {high}")
     return number
+
+
+def _bool(name: str, value: object) -> bool:
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise SettingsError(f"{name}={value!r} is not a yes/no value; use true or false")
 
 
 def _redis_url(url: str) -> str:

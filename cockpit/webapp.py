@@ -14,10 +14,10 @@ import flask_login
 import redis
 
 from cockpit import ids
-from cockpit.areastore import Geography, NoAreasError, load_geography
+from cockpit.areastore import Geography, load_geography
 from cockpit.embedded_redis import resolve_redis_url
 from cockpit.guard import ACTION_ATTR, PUBLIC, secure_route
-from cockpit.policy import User
+from cockpit.policy import User, policy
 from cockpit.settings import LANGUAGES, Settings
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -59,12 +59,6 @@ def request_lang(user: User | None) -> str:
     return user.lang if user else runtime().settings.lang
 
 
-def demo_user(settings: Settings) -> User:
-    """The single city-level user of the foundation (sign-in arrives with scoped views)."""
-    geo = runtime().geography()
-    return User(id="demo", name="demo", level="city", area_id=geo.areas.root_id, lang=settings.lang)
-
-
 def create_app(settings: Settings) -> dash.Dash:
     server = flask.Flask("cockpit")
     server.config.update(
@@ -72,11 +66,15 @@ def create_app(settings: Settings) -> dash.Dash:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
         SESSION_COOKIE_NAME="cockpit_session",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
         REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Strict",
+        REMEMBER_COOKIE_SECURE=settings.secure_cookies,
         PERMANENT_SESSION_LIFETIME=12 * 3600,
     )
     server.extensions["cockpit"] = Runtime(settings)
-    _init_login(server, settings)
+    policy()  # a broken policy file stops start-up here, with one line
+    _init_login(server)
     _add_routes(server)
 
     app = dash.Dash(
@@ -102,34 +100,38 @@ def create_app(settings: Settings) -> dash.Dash:
     return app
 
 
-def _init_login(server: flask.Flask, settings: Settings) -> None:
+def _init_login(server: flask.Flask) -> None:
+    from cockpit import signin
+
     login = flask_login.LoginManager(server)
     login.session_protection = "strong"
 
     @login.user_loader
     def load_user(user_id: str) -> User | None:
-        if user_id == "demo":
-            try:
-                return demo_user(settings)
-            except (NoAreasError, redis.RedisError):
-                return None
-        return None
+        return signin.user_loader(runtime().redis, user_id)
+
+    server.register_blueprint(signin.signin_blueprint(lambda: runtime().redis))
 
     @server.before_request
     def gate() -> flask.Response | None:
         """Deny by default: every request but the public ones needs a session user."""
         endpoint = flask.request.endpoint or ""
         rule = flask.request.url_rule.rule if flask.request.url_rule else ""
-        if endpoint in PUBLIC_ENDPOINTS or DASH_ROUTES.get(rule) == PUBLIC:
+        if (
+            endpoint in PUBLIC_ENDPOINTS
+            or endpoint in signin.PUBLIC_ENDPOINTS
+            or DASH_ROUTES.get(rule) == PUBLIC
+        ):
             return None
-        if flask_login.current_user.is_authenticated:
-            return None
-        # Foundation: one demo user at city level signs in by itself.
         try:
-            flask_login.login_user(demo_user(settings))
-        except (NoAreasError, redis.RedisError) as exc:
-            return flask.Response(f"cockpit is starting: {exc}", status=503, mimetype="text/plain")
-        return None
+            if flask_login.current_user.is_authenticated:
+                return None
+        except redis.RedisError as exc:  # keep the page's last state (stale badge), no sign-out
+            return flask.Response(f"cockpit is reconnecting: {exc}", 503, mimetype="text/plain")
+        if flask.request.method == "GET" and not flask.request.path.startswith("/_"):
+            target = flask.request.full_path.rstrip("?")
+            return flask.redirect(flask.url_for("signin.login", next=target))
+        return flask.Response("sign in first", status=401, mimetype="text/plain")
 
 
 def _add_routes(server: flask.Flask) -> None:

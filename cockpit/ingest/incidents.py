@@ -12,18 +12,21 @@ import numpy as np
 import redis
 
 from cockpit.aggregates import (
+    DAY_MS,
     INCIDENT_POINTS,
     INCIDENT_RECENT,
     INCIDENT_STATE,
     OPEN_STATUSES,
+    STATE_DAYS,
     STATUS_KEYS,
+    read_states,
     rollup,
+    state_days,
 )
 from cockpit.apply import HEALTH, INC_PREFIX, MINUTE_TTL_S, Batch
 from cockpit.areastore import Geography
 from cockpit.contract import CATEGORIES, INCIDENTS, STATUSES, Reject, validate_incidents
 
-INCIDENT_TTL_S = 7 * 86400
 RECENT_MS = 24 * 3600 * 1000
 CATEGORY_INDEX = {c: i for i, c in enumerate(CATEGORIES)}
 STATUS_INDEX = {s: i for i, s in enumerate(STATUSES)}
@@ -55,9 +58,11 @@ def prepare_incidents(
 
     ids = [checked.ids[k] for k in inside]
     unique_ids = list(dict.fromkeys(ids))
-    stored = _read_states(client, unique_ids)
+    found = read_states(client, INCIDENT_STATE, unique_ids, now_ms)
+    stored = {i: (f[1] if f else None) for i, f in found.items()}
     before = {i: (s["s"] if s else "") for i, s in stored.items()}
     current = dict(stored)
+    oldest_day = state_days(now_ms)[0]
     new_rows: list[int] = []
     updates: list[tuple[int, dict, str]] = []  # (row, state before, old status)
     duplicates = 0
@@ -73,10 +78,14 @@ def prepare_incidents(
             updates.append((k, state, state["s"]))
             current[inc_id] = {**state, "s": status, "u": int(checked.ts_ms[k])}
     for inc_id in unique_ids:
-        if current[inc_id] is not stored.get(inc_id):
-            ttl = INCIDENT_TTL_S if before[inc_id] == "" else 0
-            batch.states.append((INCIDENT_STATE + inc_id, before[inc_id],
-                                 json.dumps(current[inc_id], ensure_ascii=False), ttl))  # fmt: skip
+        state = current[inc_id]
+        if state is stored.get(inc_id):
+            continue
+        place = found[inc_id]
+        day = place[0] if place else max(int(state["t"]) // DAY_MS, oldest_day)
+        expire = (day + 1) * 86_400 + STATE_DAYS * 86_400
+        batch.state(f"{INCIDENT_STATE}{day}", expire, inc_id, before[inc_id],
+                    json.dumps(state, ensure_ascii=False, separators=(",", ":")))  # fmt: skip
     _count_new(batch, geo, checked, pos, np.array(new_rows, dtype=np.int64), now_ms)
     _count_updates(batch, geo, checked, updates)
     if duplicates:
@@ -84,15 +93,6 @@ def prepare_incidents(
     batch.n_valid = len(new_rows) + len(updates)
     batch.max_ts_ms = int(checked.ts_ms[inside].max())
     return batch
-
-
-def _read_states(client: redis.Redis, ids: list[str]) -> dict[str, dict | None]:
-    out: dict[str, dict | None] = {}
-    for start in range(0, len(ids), 5000):
-        chunk = ids[start : start + 5000]
-        values = client.mget([INCIDENT_STATE + i for i in chunk])
-        out.update({i: json.loads(v) if v else None for i, v in zip(chunk, values, strict=True)})
-    return out
 
 
 def _new_state(checked, k: int, grid_id: str, fields_of: dict) -> dict:  # type: ignore[no-untyped-def]

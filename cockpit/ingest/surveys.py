@@ -3,20 +3,18 @@ and per day; an answer id seen before is not counted again."""
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import redis
 
-from cockpit.aggregates import SURVEY, SURVEY_DAY, rollup
+from cockpit.aggregates import DAY_MS, STATE_DAYS, SURVEY, SURVEY_DAY, read_states, rollup
 from cockpit.apply import HEALTH, Batch
 from cockpit.areastore import Geography
 from cockpit.contract import SURVEYS, Reject, validate_surveys
 
-SURVEY_SEEN = "cockpit:survey:"
-SURVEY_SEEN_TTL_S = 400 * 86400
+SURVEY_SEEN = "cockpit:survey:seen:"
 DAY_TTL_S = 400 * 86400
 CHINA = timedelta(hours=8)
 METRICS = ("n", "safety", "satisfaction", "safe", "satisfied")
@@ -43,17 +41,19 @@ def prepare_surveys(
                                             fields_of[eid]))  # fmt: skip
                 continue
         rows.append((eid, v, pos))
-    # an answer id counts once, even if a producer sends it twice
-    seen = client.mget([SURVEY_SEEN + str(v["id"]) for _e, v, _p in rows]) if rows else []
+    # an answer id counts once, even if a producer sends it again within STATE_DAYS
+    ids = [str(v["id"]) for _e, v, _p in rows]
+    seen = read_states(client, SURVEY_SEEN, ids, now_ms) if rows else {}
+    today = now_ms // DAY_MS
     fresh, dup, taken = [], 0, set()
-    for (eid, v, pos), old in zip(rows, seen, strict=True):
-        if old is not None or v["id"] in taken:
+    for eid, v, pos in rows:
+        if seen[str(v["id"])] is not None or v["id"] in taken:
             dup += 1
             continue
         taken.add(v["id"])
         fresh.append((eid, v, pos))
-        batch.states.append((SURVEY_SEEN + str(v["id"]), "", json.dumps({"s": "seen"}),
-                             SURVEY_SEEN_TTL_S))  # fmt: skip
+        expire = (today + 1) * 86_400 + STATE_DAYS * 86_400
+        batch.state(f"{SURVEY_SEEN}{today}", expire, str(v["id"]), "", '{"s":"seen"}')
     if dup:
         batch.hincr(HEALTH, f"{SURVEYS}|duplicate", dup)
     if fresh:

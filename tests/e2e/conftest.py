@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -38,6 +39,13 @@ class DemoServer:
         self.data_dir = data_dir
         self.proc = proc
 
+    def password(self, user: str) -> str:
+        """The demo user's password, as `cockpit demo` printed it for a person to use."""
+        log = (self.data_dir / "demo.log").read_text(encoding="utf-8")
+        match = re.search(rf"^\s+\w+\s+{re.escape(user)}\s+(\S+)\s+area", log, re.MULTILINE)
+        assert match, f"demo printed no sign-in for {user}"
+        return match.group(1)
+
     def redis(self) -> redis.Redis:
         return redis.Redis.from_url(self.redis_url)
 
@@ -66,7 +74,11 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: proc.poll() is not None or _healthy(base), timeout=90, what="demo up")
+        wait_until(
+            lambda: proc.poll() is not None
+            or (_healthy(base) and "demo-city" in (data_dir / "demo.log").read_text()),
+            timeout=90, what="demo up",
+        )  # fmt: skip
         assert proc.poll() is None, (data_dir / "demo.log").read_text()
         redis_url = env.get("COCKPIT_REDIS_URL") or (data_dir / "redis" / "url").read_text().strip()
         yield DemoServer(base, redis_url, data_dir, proc)
@@ -144,3 +156,14 @@ def screenshot(driver: webdriver.Chrome, name: str) -> Path:
     path = SCREENSHOTS / name
     driver.save_screenshot(str(path))
     return path
+
+
+def sign_in(driver: webdriver.Chrome, server: DemoServer, user: str, path: str = "/") -> None:
+    """Sign in through the real form, as a person would."""
+    from selenium.webdriver.common.by import By
+
+    driver.get(server.base_url + "/login?next=" + path)
+    driver.find_element(By.ID, "name").send_keys(user)
+    driver.find_element(By.ID, "password").send_keys(server.password(user))
+    driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    wait_until(lambda: "/login" not in driver.current_url, timeout=15, what=f"{user} signed in")

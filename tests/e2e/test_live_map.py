@@ -9,7 +9,7 @@ from shapely import get_coordinates
 
 from cockpit.contract import INCIDENTS
 from tests.conftest import wait_until
-from tests.e2e.conftest import outside, requested_urls, screenshot
+from tests.e2e.conftest import outside, requested_urls, screenshot, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -17,7 +17,7 @@ DRAWN = "return Object.values(window.cockpitMap.state.layers).filter(l => l._map
 
 
 def _open_map(browser, demo_server) -> None:
-    browser.get(demo_server.base_url + "/")
+    sign_in(browser, demo_server, "demo-city")
     wait_until(
         lambda: browser.execute_script(
             "return window.cockpitMap && " + DRAWN.removeprefix("return ")

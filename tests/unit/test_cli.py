@@ -12,7 +12,8 @@ import redis
 from cockpit.areastore import load_geography
 
 COMMANDS = [[], ["demo"], ["serve"], ["worker"], ["simulate"], ["grids"], ["grids", "import"],
-            ["grids", "demo"], ["status"]]  # fmt: skip
+            ["grids", "demo"], ["status"], ["bench"], ["bench", "ingest"], ["users"],
+            ["users", "add"], ["wall-token"], ["wall-token", "create"]]  # fmt: skip
 
 
 def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
