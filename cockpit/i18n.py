@@ -21,6 +21,13 @@ LABELS: dict[str, tuple[str, str]] = {
     "level_street": ("street", "街道"),
     "level_community": ("community", "社区"),
     "level_grid": ("grid", "网格"),
+    "view_operations": ("Map", "地图"),
+    "view_wall": ("Wall", "大屏"),
+    "view_officer": ("My grid", "我的网格"),
+    "view_leader": ("Trends", "指标趋势"),
+    "sign_out": ("Sign out", "退出"),
+    "not_found": ("No such page.", "页面不存在。"),
+    "not_for_your_level": ("This view is not open to your level.", "您的级别无权查看此页面。"),
 }
 
 
