@@ -4,10 +4,12 @@
   "use strict";
 
   // What the map shows right now, for the screen and for tests: grid id -> layer, count drawn.
-  const state = { layers: {}, drawn: {}, receivedAt: null, lastSeq: null };
+  const state = { layers: {}, drawn: {}, gauges: {}, trucks: {}, receivedAt: null,
+                  lastSeq: null, fleetSeen: null, fleetAt: null };
 
   function classColor(count, hideout) {
-    if (!count) { return hideout.zero; }
+    if (count === undefined || count === null) { return hideout.zero; }
+    if (!count && hideout.format !== "percent") { return hideout.zero; }
     const breaks = hideout.breaks || [];
     let k = 0;
     for (let i = 0; i < breaks.length; i++) { if (count >= breaks[i]) { k = i; } }
@@ -15,8 +17,8 @@
   }
 
   function countOf(feature, context) {
-    const counts = (context && context.hideout && context.hideout.counts) || {};
-    return counts[feature.id] || 0;
+    const values = (context && context.hideout && context.hideout.values) || {};
+    return values[feature.id];
   }
 
   function gridStyle(feature, context) {
@@ -48,9 +50,10 @@
         ? [p.community_zh, p.street_zh, p.district_zh]
         : [p.community_en, p.street_en, p.district_en];
       box.appendChild(el("div", "tip-parents", parents.filter(Boolean).join(" · ")));
-      const count = state.drawn[feature.id] || 0;
-      const label = (context.hideout.labels || {}).count || "incidents";
-      box.appendChild(el("div", "tip-count", count + " " + label));
+      const value = state.drawn[feature.id];
+      const pct = context.hideout.format === "percent";
+      const label = pct ? "%" : " " + ((context.hideout.labels || {}).count || "incidents");
+      box.appendChild(el("div", "tip-count", (value === undefined ? "–" : value) + label));
       return box;
     }, { sticky: true });
   }
@@ -88,8 +91,127 @@
     return [text, "badge fresh"];
   }
 
-  window.cockpitMap = { gridStyle, gridTooltip, gridHover, boundaryStyle, state, classColor };
+  // Flood gauges: colour by the latest level against the gauge's own thresholds.
+  function gaugeClass(feature, hideout) {
+    const reading = (hideout.levels || {})[feature.id];
+    if (!reading) { return "nodata"; }
+    const level = reading[0];
+    const p = feature.properties;
+    if (level >= p.danger) { return "danger"; }
+    if (level >= p.warning) { return "warning"; }
+    return "normal";
+  }
+
+  function gaugePoint(feature, latlng, context) {
+    const kind = gaugeClass(feature, context.hideout);
+    state.gauges[feature.id] = kind;
+    return L.circleMarker(latlng, {
+      pane: "gauges", radius: kind === "danger" ? 10 : 8, color: "#111827", weight: 1.5,
+      fillColor: context.hideout.colors[kind], fillOpacity: 0.95,
+    });
+  }
+
+  function gaugeTooltip(feature, layer, context) {
+    layer.bindTooltip(function () {
+      const p = feature.properties;
+      const labels = context.hideout.labels || {};
+      const reading = (context.hideout.levels || {})[feature.id];
+      const box = el("div", "grid-tip");
+      box.appendChild(el("div", "tip-name", labels.lang === "zh-CN" ? p.name_zh : p.name_en));
+      const kind = gaugeClass(feature, context.hideout);
+      const level = reading ? reading[0].toFixed(2) + " m" : "–";
+      box.appendChild(el("div", "tip-count", labels.level + " " + level + " · " + labels[kind]));
+      box.appendChild(el("div", "tip-parents",
+        labels.warning + " " + p.warning.toFixed(2) + " m · " + labels.danger + " " +
+        p.danger.toFixed(2) + " m"));
+      return box;
+    });
+  }
+
+  // Muck trucks: an arrow pointing where the truck heads, coloured loaded / empty / stale.
+  function truckMarker(feature, latlng, context) {
+    const p = feature.properties;
+    state.trucks[feature.id] = [latlng.lat, latlng.lng, p.state];
+    const color = context.hideout.colors[p.state];
+    const icon = L.divIcon({
+      className: "truck-icon",
+      html: "",
+      iconSize: [18, 18],
+    });
+    const marker = L.marker(latlng, { icon: icon, keyboard: false });
+    marker.on("add", function () {
+      const node = marker.getElement();
+      if (!node) { return; }
+      const arrow = document.createElement("div");
+      arrow.className = "truck-arrow";
+      arrow.style.borderBottomColor = color;
+      arrow.style.transform = "rotate(" + (p.heading === null ? 0 : p.heading) + "deg)";
+      node.replaceChildren(arrow);
+    });
+    return marker;
+  }
+
+  function truckTooltip(feature, layer, context) {
+    layer.bindTooltip(function () {
+      const p = feature.properties;
+      const labels = context.hideout.labels || {};
+      const box = el("div", "grid-tip");
+      box.appendChild(el("div", "tip-name", p.truck));
+      const speed = p.speed === null || p.speed === undefined ? "" : " · " + p.speed + " km/h";
+      box.appendChild(el("div", "tip-count", (labels[p.state] || p.state) + speed));
+      box.appendChild(el("div", "tip-parents", new Date(p.ts).toLocaleTimeString()));
+      return box;
+    });
+  }
+
+  function trailStyle(feature) {
+    const loaded = feature.properties && feature.properties.state === "loaded";
+    return { color: loaded ? "#b45309" : "#16a34a", weight: 2, opacity: 0.6, dashArray: "4 4" };
+  }
+
+  function siteStyle(feature, context) {
+    const color = context.hideout.colors[feature.properties.kind] || "#6b7280";
+    const forbidden = feature.properties.kind === "forbidden";
+    return { color: color, weight: 2, fillColor: color, fillOpacity: forbidden ? 0.15 : 0.3,
+             dashArray: forbidden ? "6 4" : null };
+  }
+
+  function siteTooltip(feature, layer) {
+    layer.bindTooltip(function () {
+      const p = feature.properties;
+      const zh = document.documentElement.lang === "zh-CN" ||
+        (document.querySelector(".cockpit") || {}).lang === "zh-CN";
+      return el("div", "grid-tip", zh ? p.name_zh : p.name_en);
+    });
+  }
+
+  function ageText(labels, serverMs, lastMs, receivedAt, staleAfterMs) {
+    const now = Date.now();
+    if (!serverMs || !lastMs) { return [labels.no_data, "stale"]; }
+    const sinceAnswer = now - receivedAt;
+    const ageMs = serverMs - lastMs + sinceAnswer;
+    if (sinceAnswer > 10000 || ageMs > staleAfterMs) {
+      return [labels.stale_since.replace("{t}", clock(now - ageMs)), "stale"];
+    }
+    return [labels.updated_ago.replace("{s}", Math.max(0, Math.round(ageMs / 1000))), "fresh"];
+  }
+
+  function fleetAge(_tick, store, labels) {
+    if (store && store.server_ms !== state.fleetSeen) {
+      state.fleetSeen = store.server_ms;
+      state.fleetAt = Date.now();
+    }
+    const s = store || {};
+    const g = ageText(labels, s.server_ms, s.gauges, state.fleetAt, 180000);
+    const tr = ageText(labels, s.server_ms, s.trucks, state.fleetAt, 120000);
+    return [g[0], "badge " + g[1], tr[0], "badge " + tr[1]];
+  }
+
+  window.cockpitMap = {
+    gridStyle, gridTooltip, gridHover, boundaryStyle, state, classColor,
+    gaugePoint, gaugeTooltip, truckMarker, truckTooltip, trailStyle, siteStyle, siteTooltip,
+  };
   window.dash_clientside = Object.assign({}, window.dash_clientside, {
-    cockpit: { dataAge },
+    cockpit: { dataAge, fleetAge },
   });
 })();

@@ -1,75 +1,229 @@
-"""Live colours of the grid map: every tick, the counts of the user's grids (no geometry)."""
+"""Live layers of the operations map: grid colours by metric (sent as deltas), gauges, trucks,
+the gauge trend on click, and the data-age badges."""
 
 from __future__ import annotations
 
 import time
 from functools import lru_cache
 
+import plotly.graph_objects as go
 import redis
-from dash import ClientsideFunction, Input, Output, Patch, State, clientside_callback, no_update
+from dash import (
+    ClientsideFunction,
+    Input,
+    Output,
+    Patch,
+    State,
+    clientside_callback,
+    no_update,
+)
 from dash.exceptions import PreventUpdate
 
 from cockpit import ids
-from cockpit.aggregates import IncidentAggregates
-from cockpit.areastore import Geography
-from cockpit.contract import INCIDENTS
+from cockpit.aggregates import (
+    ALL,
+    GAUGE_LATEST,
+    GAUGE_SERIES,
+    SEQ,
+    TRUCK_LATEST,
+    TRUCK_TRAIL,
+    read_latest,
+)
+from cockpit.apply import HEALTH, INC_PREFIX
+from cockpit.areastore import Geography, load_reference
+from cockpit.contract import GAUGES, INCIDENTS, TRUCKS
 from cockpit.guard import secure_callback
 from cockpit.i18n import t
-from cockpit.policy import User
+from cockpit.live import METRICS, delta, metric_values
+from cockpit.policy import User, visible_categories
 from cockpit.webapp import request_lang, runtime
-from layers.grids import class_breaks, legend
+from layers.grids import legend, scheme
+from layers.trucks import truck_features
 
 
 @lru_cache(maxsize=256)
 def scoped_grids(geo: Geography, area_id: str) -> frozenset[str]:
     """Grid ids inside an area (immutable per grid version, so cached per process)."""
-    return frozenset(geo.areas.descendants(area_id, level="grid")) | (
-        {area_id} if geo.areas.level_of(area_id) == "grid" else set()
-    )
+    if geo.areas.level_of(area_id) == "grid":
+        return frozenset({area_id})
+    return frozenset(geo.areas.descendants(area_id, level="grid"))
+
+
+@lru_cache(maxsize=256)
+def scoped_gauges(geo: Geography, reference_version: str, area_id: str) -> frozenset[str]:
+    reference = load_reference(runtime().redis)
+    if reference is None:
+        return frozenset()
+    scope = geo.areas.frame.geometry.loc[area_id]
+    return frozenset(reference.gauges.index[reference.gauges.intersects(scope)])
+
+
+def _choice(metric: str | None, category: str | None, user: User) -> tuple[str, str]:
+    """The browser picks a metric and category; the server checks both against the policy."""
+    metric = metric if metric in METRICS else "incidents"
+    if category != ALL and category not in visible_categories(user):
+        category = ALL
+    if metric in ("resolution", "ssi"):
+        category = ALL
+    return metric, category or ALL
 
 
 @secure_callback(
     Output(ids.GRID_LAYER, "hideout"),
     Output(ids.KPI_INCIDENTS, "children"),
+    Output(ids.KPI_OPEN, "children"),
     Output(ids.LEGEND, "children"),
     Output(ids.LIVE_STORE, "data"),
     Input(ids.TICK, "n_intervals"),
+    Input(ids.METRIC, "value"),
+    Input(ids.CATEGORY, "value"),
     State(ids.LIVE_STORE, "data"),
     action="view_counts",
 )
-def refresh_counts(user: User, _tick: int | None, store: dict | None):
+def refresh_grids(user: User, _tick, metric, category, store):
     rt = runtime()
+    metric, category = _choice(metric, category, user)
+    name = f"{metric}:{category}"
+    previous = store or {}
     try:
         geo = rt.geography()
-        aggregates = IncidentAggregates(rt.redis)
-        seq = aggregates.seq()
-        health = aggregates.health()
-        previous = store or {}
+        client = rt.redis
+        with client.pipeline(transaction=False) as pipe:
+            pipe.get(SEQ)
+            pipe.hget(HEALTH, f"{INCIDENTS}|last_apply_ms")
+            pipe.hget(f"{INC_PREFIX}w:1h:{ALL}", user.area_id)
+            pipe.hget(f"{INC_PREFIX}open:{ALL}", user.area_id)
+            seq_raw, last_apply, hour_count, open_count = pipe.execute()
+        seq = int(seq_raw or 0)
         fresh = {
-            "seq": seq,
-            "version": geo.version,
+            "name": name, "seq": seq, "version": geo.version,
             "server_ms": int(time.time() * 1000),
-            "last_apply_ms": health.get(f"{INCIDENTS}|last_apply_ms"),
+            "last_apply_ms": int(last_apply) if last_apply else None,
             "breaks": previous.get("breaks"),
-        }
-        # The store only tells what this browser already has; it is a hint, never a scope.
-        if previous.get("seq") == seq and previous.get("version") == geo.version:
-            return no_update, no_update, no_update, fresh
-        counts = aggregates.window_counts("1h")
+        }  # fmt: skip
+        kpis = (f"{int(hour_count or 0):,}", f"{int(open_count or 0):,}")
+        same_view = previous.get("name") == name and previous.get("version") == geo.version
+        if same_view and previous.get("seq") == seq:
+            return no_update, *kpis, no_update, fresh
+        since = previous.get("seq") if same_view else None
+        full, changed, removed, current = delta(
+            client, name, seq, since, lambda: metric_values(client, metric, category)
+        )
     except redis.RedisError:
-        raise PreventUpdate from None  # nothing new: the data-age badge turns stale by itself
+        raise PreventUpdate from None  # the data-age badge turns stale by itself
     grids = scoped_grids(geo, user.area_id)
-    grid_counts = {g: n for g, n in counts.items() if g in grids}
-    breaks = class_breaks(grid_counts.values())
+    fmt = METRICS[metric][1]
+    breaks, colors = scheme(fmt, [v for g, v in current.items() if g in grids])
     hideout = Patch()
-    hideout["counts"] = grid_counts
-    hideout["breaks"] = breaks
-    lang = request_lang(user)
+    if full:
+        hideout["values"] = {g: v for g, v in current.items() if g in grids}
+        hideout["format"] = fmt
+        hideout["colors"] = colors
+    else:
+        for g, v in changed.items():
+            if g in grids:
+                hideout["values"][g] = v
+        for g in removed:
+            if g in grids:
+                del hideout["values"][g]
     new_legend = no_update
-    if breaks != previous.get("breaks"):
-        new_legend = legend(breaks, t("legend_title", lang), "0")
+    if breaks != previous.get("breaks") or not same_view:
+        hideout["breaks"] = breaks
+        lang = request_lang(user)
+        title = t(METRICS[metric][0], lang)
+        new_legend = legend(breaks, title, t("no_values", lang), colors, fmt)
     fresh["breaks"] = breaks
-    return hideout, f"{counts.get(user.area_id, 0):,}", new_legend, fresh
+    return hideout, *kpis, new_legend, fresh
+
+
+@secure_callback(
+    Output(ids.GAUGE_LAYER, "hideout"),
+    Output(ids.TRUCK_LAYER, "data"),
+    Output(ids.TRAIL_LAYER, "data"),
+    Output(ids.FLEET_STORE, "data"),
+    Input(ids.TICK, "n_intervals"),
+    State(ids.FLEET_STORE, "data"),
+    action="view_map",
+)
+def refresh_fleet(user: User, _tick, store):
+    rt = runtime()
+    client = rt.redis
+    try:
+        geo = rt.geography()
+        reference = load_reference(client)
+        health = client.hmget(HEALTH, [f"{GAUGES}|last_apply_ms", f"{TRUCKS}|last_apply_ms"])
+        fresh = {
+            "server_ms": int(time.time() * 1000),
+            "gauges": int(health[0]) if health[0] else None,
+            "trucks": int(health[1]) if health[1] else None,
+        }
+        previous = store or {}
+        if (previous.get("gauges"), previous.get("trucks")) == (fresh["gauges"], fresh["trucks"]):
+            return no_update, no_update, no_update, fresh
+        gauges = scoped_gauges(geo, reference.version, user.area_id) if reference else frozenset()
+        levels = {
+            g: [round(v["level_m"], 3), v["ts"]]
+            for g, v in read_latest(client, GAUGE_LATEST).items()
+            if g in gauges
+        }
+        grids = scoped_grids(geo, user.area_id)
+        trucks = {
+            k: v for k, v in read_latest(client, TRUCK_LATEST).items() if v.get("grid") in grids
+        }
+        with client.pipeline(transaction=False) as pipe:
+            for truck in trucks:
+                pipe.zrange(f"{TRUCK_TRAIL}{truck}", 0, -1)
+            raw_trails = pipe.execute()
+    except redis.RedisError:
+        raise PreventUpdate from None
+    trails = {
+        truck: [tuple(map(float, m.decode().split(",")[1:3])) for m in members]
+        for truck, members in zip(trucks, raw_trails, strict=True)
+    }
+    points, lines = truck_features(trucks, trails, fresh["server_ms"])
+    hideout = Patch()
+    hideout["levels"] = levels
+    return hideout, points, lines, fresh
+
+
+@secure_callback(
+    Output(ids.GAUGE_PANEL, "hidden"),
+    Output(ids.GAUGE_TREND, "figure"),
+    Input(ids.GAUGE_LAYER, "clickData"),
+    action="view_map",
+)
+def gauge_trend(user: User, click):
+    gauge = ((click or {}).get("properties") or {}).get("id")
+    rt = runtime()
+    reference = load_reference(rt.redis)
+    if not gauge or reference is None:
+        return True, no_update
+    geo = rt.geography()
+    if gauge not in scoped_gauges(geo, reference.version, user.area_id):
+        return True, no_update  # a forged click on a gauge outside the scope shows nothing
+    row = reference.gauges.loc[gauge]
+    now_ms = int(time.time() * 1000)
+    members = rt.redis.zrangebyscore(f"{GAUGE_SERIES}{gauge}", now_ms - 86_400_000, "+inf")
+    points = [m.decode().split(":") for m in members]
+    xs = [int(ts) for ts, _ in points]
+    ys = [float(level) for _, level in points]
+    lang = request_lang(user)
+    name = row.name_zh if lang == "zh-CN" else row.name_en
+    fig = go.Figure(go.Scatter(x=[_iso(x) for x in xs], y=ys, mode="lines", name=name))
+    for level, label, color in ((row.warning_m, "warning_line", "#f59e0b"),
+                                (row.danger_m, "danger_line", "#dc2626")):  # fmt: skip
+        fig.add_hline(y=level, line_dash="dash", line_color=color,
+                      annotation_text=t(label, lang))  # fmt: skip
+    fig.update_layout(
+        title=f"{name} · {t('gauge_trend_title', lang)}",
+        margin={"l": 40, "r": 10, "t": 40, "b": 30},
+        template="plotly_white", showlegend=False,
+    )  # fmt: skip
+    return False, fig
+
+
+def _iso(ms: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000))
 
 
 clientside_callback(
@@ -78,5 +232,15 @@ clientside_callback(
     Output(ids.DATA_AGE, "className"),
     Input(ids.CLOCK, "n_intervals"),
     Input(ids.LIVE_STORE, "data"),
+    State(ids.LABELS, "data"),
+)
+clientside_callback(
+    ClientsideFunction(namespace="cockpit", function_name="fleetAge"),
+    Output(ids.AGE_GAUGES, "children"),
+    Output(ids.AGE_GAUGES + "-wrap", "className"),
+    Output(ids.AGE_TRUCKS, "children"),
+    Output(ids.AGE_TRUCKS + "-wrap", "className"),
+    Input(ids.CLOCK, "n_intervals"),
+    Input(ids.FLEET_STORE, "data"),
     State(ids.LABELS, "data"),
 )

@@ -3,6 +3,7 @@ grids. Geometry is immutable per version, so each process caches what it built f
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from dataclasses import dataclass
 from functools import cached_property
@@ -123,6 +124,18 @@ def save_reference(client: redis.Redis, reference: ReferenceData) -> str:
     return reference.version
 
 
+_reference_cache: dict[bytes, ReferenceData] = {}
+
+
 def load_reference(client: redis.Redis) -> ReferenceData | None:
+    """The reference data, parsed once per process per content (it is immutable)."""
     raw = client.get(REFERENCE_KEY)
-    return ReferenceData.from_bytes(raw) if raw else None
+    if not raw:
+        return None
+    digest = hashlib.sha1(raw).digest()  # noqa: S324 - a cache key, not security
+    with _lock:
+        found = _reference_cache.get(digest)
+        if found is None:
+            _reference_cache.clear()
+            found = _reference_cache[digest] = ReferenceData.from_bytes(raw)
+        return found

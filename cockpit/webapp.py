@@ -14,7 +14,7 @@ import flask_login
 import redis
 
 from cockpit import ids
-from cockpit.areastore import Geography, load_geography
+from cockpit.areastore import Geography, load_geography, load_reference
 from cockpit.embedded_redis import resolve_redis_url
 from cockpit.guard import ACTION_ATTR, PUBLIC, secure_route
 from cockpit.policy import User, policy
@@ -164,6 +164,61 @@ def _add_routes(server: flask.Flask) -> None:
         resp.headers["Cache-Control"] = "private, max-age=86400, immutable"
         resp.headers["ETag"] = f'"{geo.version[:16]}-{level}-{user.area_id}"'
         return resp
+
+
+    @server.route("/geo/reference.geojson")
+    @secure_route("view_map")
+    def reference_geojson(user: User) -> flask.Response:
+        """Gauges (with thresholds) or sites and zones that touch the user's area."""
+        layer = flask.request.args.get("layer", "")
+        if layer not in ("gauges", "sites"):
+            flask.abort(404)
+        rt = runtime()
+        reference = load_reference(rt.redis)
+        if reference is None:
+            return flask.jsonify(type="FeatureCollection", features=[])
+        body = _reference_geojson(rt.geography(), reference.version, layer, user.area_id)
+        resp = flask.Response(body, mimetype="application/geo+json")
+        resp.headers["Cache-Control"] = "private, max-age=3600"
+        return resp
+
+
+@lru_cache(maxsize=64)
+def _reference_geojson(geo: Geography, version: str, layer: str, area_id: str) -> bytes:
+    """Immutable per (grids, reference version, layer, area): cached per process."""
+    import json
+
+    import shapely
+
+    reference = load_reference(runtime().redis)
+    assert reference is not None and reference.version == version
+
+    scope = geo.areas.frame.geometry.loc[area_id]
+    features = []
+    if layer == "gauges":
+        frame = reference.gauges
+        for gid, row in frame[frame.intersects(scope)].iterrows():
+            x, y = shapely.get_coordinates(row.geometry)[0]
+            features.append({
+                "type": "Feature", "id": gid,
+                "geometry": {"type": "Point", "coordinates": [round(x, 6), round(y, 6)]},
+                "properties": {"id": gid, "name_zh": row.name_zh, "name_en": row.name_en,
+                               "warning": row.warning_m, "danger": row.danger_m},
+            })  # fmt: skip
+    else:
+        for kind, frame in (("building", reference.building_sites),
+                            ("disposal", reference.disposal_sites),
+                            ("forbidden", reference.forbidden_zones)):  # fmt: skip
+            for sid, row in frame[frame.intersects(scope)].iterrows():
+                features.append({
+                    "type": "Feature", "id": sid,
+                    "geometry": json.loads(shapely.to_geojson(shapely.set_precision(
+                        row.geometry, 1e-6))),
+                    "properties": {"id": sid, "kind": kind, "name_zh": row.name_zh,
+                                   "name_en": row.name_en},
+                })  # fmt: skip
+    collection = {"type": "FeatureCollection", "features": features}
+    return json.dumps(collection, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 @lru_cache(maxsize=64)

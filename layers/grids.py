@@ -13,7 +13,17 @@ from cockpit import ids
 
 # ColorBrewer YlOrRd, 7 classes; a grid with no incidents is grey, not the lightest class.
 COLORS = ["#ffffb2", "#fed976", "#feb24c", "#fd8d3c", "#fc4e2a", "#e31a1c", "#b10026"]
+# Rates and indices: higher is better, red to green (ColorBrewer RdYlGn).
+PERCENT_COLORS = ["#d73027", "#fc8d59", "#fee08b", "#ffffbf", "#d9ef8b", "#91cf60", "#1a9850"]
+PERCENT_BREAKS = [0, 50, 60, 70, 80, 90, 95]
 ZERO_COLOR = "#eef0f2"
+
+
+def scheme(fmt: str, values) -> tuple[list[float], list[str]]:  # type: ignore[no-untyped-def]
+    """Class breaks and colours for a metric's format ("count" or "percent")."""
+    if fmt == "percent":
+        return PERCENT_BREAKS, PERCENT_COLORS
+    return class_breaks(values), COLORS
 
 
 def nice_step(value: float) -> int:
@@ -42,8 +52,8 @@ def grid_layer(geojson_url: str, labels: dict[str, str]) -> dl.GeoJSON:
         style={"variable": "cockpitMap.gridStyle"},
         onEachFeature={"variable": "cockpitMap.gridTooltip"},
         hoverStyle={"variable": "cockpitMap.gridHover"},
-        hideout={"counts": {}, "breaks": [1, 2, 3, 4, 5, 6, 7], "colors": COLORS,
-                 "zero": ZERO_COLOR, "labels": labels},
+        hideout={"values": {}, "breaks": [1, 2, 3, 4, 5, 6, 7], "colors": COLORS,
+                 "zero": ZERO_COLOR, "labels": labels, "format": "count"},
     )  # fmt: skip
 
 
@@ -53,19 +63,27 @@ def boundary_layer(geojson_url: str) -> dl.GeoJSON:
         id=ids.BOUNDARY_LAYER,
         url=geojson_url,
         interactive=False,
+        pane="boundaries",
         style={"variable": "cockpitMap.boundaryStyle"},
     )
 
 
-def legend(breaks: list[int], title: str, none_label: str) -> html.Div:
+def legend(
+    breaks: list[float], title: str, none_label: str, colors: list[str] = COLORS,
+    fmt: str = "count",
+) -> html.Div:  # fmt: skip
     rows = [html.Div([html.Span(className="swatch", style={"background": ZERO_COLOR}),
                       html.Span(none_label)], className="legend-row")]  # fmt: skip
     for k, low in enumerate(breaks):
-        high = breaks[k + 1] - 1 if k + 1 < len(breaks) else None
-        text = f"{low}+" if high is None else (f"{low}" if high == low else f"{low}–{high}")
+        nxt = breaks[k + 1] if k + 1 < len(breaks) else None
+        if fmt == "percent":
+            text = f"{low}–{nxt} %" if nxt is not None else f"{low}–100 %"
+        else:
+            high = nxt - 1 if nxt is not None else None
+            text = f"{low}+" if high is None else (f"{low}" if high == low else f"{low}–{high}")
         rows.append(
             html.Div(
-                [html.Span(className="swatch", style={"background": COLORS[k]}), html.Span(text)],
+                [html.Span(className="swatch", style={"background": colors[k]}), html.Span(text)],
                 className="legend-row",
             )
         )

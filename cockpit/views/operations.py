@@ -1,4 +1,5 @@
-"""The operations map (/): every grid of the user's scope coloured by live counts."""
+"""The operations map (/): the user's grids coloured by a chosen metric, with flood gauges,
+muck trucks, sites and zones as switchable layers, each with its legend and data age."""
 
 from __future__ import annotations
 
@@ -6,14 +7,19 @@ import dash_leaflet as dl
 from dash import dcc, html
 
 from cockpit import ids
-from cockpit.i18n import t, tooltip_labels
-from cockpit.policy import User
+from cockpit.contract import CATEGORIES
+from cockpit.i18n import category_label, t, tooltip_labels
+from cockpit.live import METRICS
+from cockpit.policy import User, visible_categories
 from cockpit.webapp import runtime
+from layers.flood import gauge_layer, gauge_legend
 from layers.grids import boundary_layer, grid_layer, legend
+from layers.sites import sites_layer, sites_legend
+from layers.trucks import trail_layer, truck_layer, truck_legend
 
 
 def base_map(map_id: str, children: list, class_name: str = "map") -> dl.Map:
-    """A Leaflet map on the user's geography: canvas renderer, no outside tiles unless set."""
+    """A Leaflet map on the geography: canvas renderer, no outside tiles unless configured."""
     settings = runtime().settings
     minx, miny, maxx, maxy = runtime().geography().bbox
     tiles = (
@@ -31,8 +37,68 @@ def base_map(map_id: str, children: list, class_name: str = "map") -> dl.Map:
     )
 
 
-def layout(user: User, lang: str) -> html.Div:
+PANES = {"sites": 410, "boundaries": 415, "trails": 420, "gauges": 450}
+
+
+def layer_labels(lang: str) -> dict[str, dict[str, str]]:
+    return {
+        "gauges": {"title": t("layer_gauges", lang), "level": t("gauge_level", lang),
+                   **{k: t(f"gauge_{k}", lang) for k in ("normal", "warning", "danger", "nodata")},
+                   "lang": lang},
+        "trucks": {"title": t("layer_trucks", lang),
+                   **{k: t(f"truck_{k}", lang) for k in ("loaded", "empty", "stale")},
+                   "lang": lang},
+        "sites": {"title": t("layer_sites", lang),
+                  **{k: t(f"site_{k}", lang) for k in ("building", "disposal", "forbidden")}},
+    }  # fmt: skip
+
+
+def map_layers(user: User, lang: str) -> list:
+    """The overlays of the operations map and the wall, in a layer switcher."""
     version = runtime().geography().version[:16]
+    labels = layer_labels(lang)
+    # Each overlay in its own pane (its own canvas) so the grid fills, restyled every tick,
+    # never cover the points and outlines drawn above them.
+    panes = [dl.Pane(name=name, style={"zIndex": z}) for name, z in PANES.items()]
+    return [
+        *panes,
+        dl.LayersControl(
+            position="topright",
+            children=[
+                dl.Overlay(grid_layer(f"/geo/grid.geojson?v={version}", tooltip_labels(lang)),
+                           name=t("layer_grids", lang), checked=True),
+                dl.Overlay(sites_layer(ids.SITES_LAYER, "/geo/reference.geojson?layer=sites"),
+                           name=t("layer_sites", lang), checked=True),
+                dl.Overlay(trail_layer(ids.TRAIL_LAYER), name=t("layer_trails", lang),
+                           checked=True),
+                dl.Overlay(truck_layer(ids.TRUCK_LAYER, labels["trucks"]),
+                           name=t("layer_trucks", lang), checked=True),
+                dl.Overlay(gauge_layer(ids.GAUGE_LAYER, "/geo/reference.geojson?layer=gauges",
+                                       labels["gauges"]),
+                           name=t("layer_gauges", lang), checked=True),
+            ],
+        ),  # fmt: skip
+        boundary_layer(f"/geo/boundaries.geojson?v={version}"),
+    ]
+
+
+def legends(lang: str) -> list:
+    labels = layer_labels(lang)
+    return [
+        html.Div(legend([1, 2, 3, 4, 5, 6, 7], t("legend_title", lang), "0"), id=ids.LEGEND),
+        gauge_legend(labels["gauges"]),
+        truck_legend(labels["trucks"]),
+        sites_legend(labels["sites"]),
+    ]
+
+
+def badge(badge_id: str, label: str, lang: str) -> html.Span:
+    return html.Span([html.B(label + " "), html.Span(t("no_data", lang), id=badge_id)],
+                     className="badge stale", id=badge_id + "-wrap")  # fmt: skip
+
+
+def layout(user: User, lang: str) -> html.Div:
+    categories = [c for c in CATEGORIES if c in visible_categories(user)]
     return html.Div(
         className="view view-operations",
         children=[
@@ -43,18 +109,36 @@ def layout(user: User, lang: str) -> html.Div:
                         html.Span(t("incidents_last_hour", lang), className="kpi-label"),
                         html.Span("–", id=ids.KPI_INCIDENTS, className="kpi-value"),
                     ]),  # fmt: skip
+                    html.Div(className="kpi", children=[
+                        html.Span(t("open_now", lang), className="kpi-label"),
+                        html.Span("–", id=ids.KPI_OPEN, className="kpi-value"),
+                    ]),  # fmt: skip
                     html.Span(t("no_data", lang), id=ids.DATA_AGE, className="badge stale"),
+                    badge(ids.AGE_GAUGES, t("feed_gauges", lang), lang),
+                    badge(ids.AGE_TRUCKS, t("feed_trucks", lang), lang),
+                    dcc.Dropdown(
+                        id=ids.METRIC,
+                        options=[{"label": t(label, lang), "value": m}
+                                 for m, (label, _fmt) in METRICS.items()],  # fmt: skip
+                        value="incidents", clearable=False, className="picker",
+                    ),  # fmt: skip
+                    dcc.Dropdown(
+                        id=ids.CATEGORY,
+                        options=[{"label": t("all_categories", lang), "value": "all"}]
+                        + [{"label": category_label(c, lang), "value": c} for c in categories],
+                        value="all", clearable=False, className="picker",
+                    ),  # fmt: skip
                 ],
             ),
-            base_map(ids.MAP, [
-                grid_layer(f"/geo/grid.geojson?v={version}", tooltip_labels(lang)),
-                boundary_layer(f"/geo/boundaries.geojson?v={version}"),
+            html.Div(className="map-wrap", children=[
+                base_map(ids.MAP, map_layers(user, lang)),
+                html.Div(legends(lang), id=ids.LEGENDS, className="legend"),
+                html.Div(id=ids.GAUGE_PANEL, className="side-panel", hidden=True, children=[
+                    dcc.Graph(id=ids.GAUGE_TREND, config={"displaylogo": False},
+                              style={"height": "260px"}),
+                ]),
             ]),  # fmt: skip
-            html.Div(
-                legend([1, 2, 3, 4, 5, 6, 7], t("legend_title", lang), "0"),
-                id=ids.LEGEND,
-                className="legend",
-            ),
             dcc.Store(id=ids.LIVE_STORE, data={}),
+            dcc.Store(id=ids.FLEET_STORE, data={}),
         ],
     )
