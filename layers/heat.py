@@ -13,10 +13,13 @@ grid that lines up with Leaflet's Web Mercator map, blurs it, colours it and enc
 - ``blur``, ``robust_max``, ``quantise``, ``encode_png``: the pure render stages (smooth, pick
   the scale, map to a 256-colour palette, encode a palette PNG), composed by
   ``HeatRaster.render_png``.
+- ``heat_layer`` and ``heat_legend``: the dash-leaflet ``ImageOverlay`` that shows a rendered
+  PNG (served by cockpit/heat_routes.py) and its legend in English or Chinese.
 
 Counts are integers (severity weights 1-4) kept in int64, and the blur works on integer box sums,
 so adding then subtracting a batch returns to exactly zero and a pixel far from every incident
-is exactly zero, hence fully transparent. Nothing here imports Dash or Redis.
+is exactly zero, hence fully transparent. Nothing here imports Redis; Dash is imported only by
+the two component builders, so the raster engine runs without it.
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ class HeatImage:
     scale: float  # smoothed weight per pixel drawn at full red (values above are clipped)
     scale_per_km2: float  # the same on the ground: severity-weighted incidents per km²
     total_weight: int  # sum of weights in the raster (before blur)
+    points: int = 0  # points behind it, when the caller knows (HeatWindow.points)
 
     def data_url(self) -> str:
         """The PNG as a ``data:`` URL, usable directly as an ImageOverlay ``url``."""
@@ -487,3 +491,67 @@ def encode_png_rgba(rgba: np.ndarray, compress_level: int = 1) -> bytes:
         + _png_chunk(b"IDAT", zlib.compress(raw.tobytes(), compress_level))
         + _png_chunk(b"IEND", b"")
     )
+
+
+# -- the map layer and its legend ---------------------------------------------------------------
+
+HEAT_OPACITY = 0.85  # the PNG's own alpha already fades cold areas; this keeps streets readable
+_LEGEND_STOPS = (0.0, 0.02, 0.06, 0.12, 0.25, 0.5, 0.75, 1.0)  # value / scale along the bar
+
+
+def heat_layer(
+    layer_id: str | dict, window: str, bounds: list[list[float]], url: str,
+    opacity: float = HEAT_OPACITY,
+):  # fmt: skip
+    """The heatmap as a ``dl.ImageOverlay``: ``url`` is a rendered PNG (``/heat/1h.png?v=...``),
+    ``bounds`` its ``[[south, west], [north, east]]``. Not interactive, so clicks reach the
+    grids and points below it; a new ``url`` is the only thing an update has to send."""
+    import dash_leaflet as dl  # here, not at the top: the raster engine must not need Dash
+
+    return dl.ImageOverlay(
+        id=layer_id, url=url, bounds=bounds, opacity=opacity, interactive=False,
+        className=f"heat-overlay heat-{window}",
+    )  # fmt: skip
+
+
+def legend_gradient(gamma: float = 0.5) -> str:
+    """A CSS ``linear-gradient`` showing what ``render_png`` draws from 0 (left) to the scale."""
+    pal = ramp_palette()
+    stops = []
+    for t in _LEGEND_STOPS:
+        k = int(np.ceil(255 * t**gamma)) if t > 0 else 1  # entry 0 is transparent: show entry 1
+        r, g, b, a = (int(v) for v in pal[k])
+        stops.append(f"rgba({r},{g},{b},{max(a, 40) / 255:.2f}) {t * 100:.0f}%")
+    return "linear-gradient(to right, " + ", ".join(stops) + ")"
+
+
+def format_density(value: float) -> str:
+    """A density people can read: two significant digits, no exponent (0.37, 4.2, 120)."""
+    if value <= 0:
+        return "0"
+    digits = max(0, 1 - math.floor(math.log10(value)))
+    return f"{round(value, digits):.{digits}f}"
+
+
+def heat_legend(window: str, scale_per_km2: float, points: int, lang: str = "en"):
+    """The heatmap's legend: title with the window, the colour bar from 0 to the value drawn at
+    full red (severity-weighted incidents per km²), and how many incidents are counted;
+    "no incidents" is said in words, so it never looks like missing data."""
+    from dash import html  # here, not at the top: the raster engine must not need Dash
+
+    from cockpit.i18n import t
+
+    title = t("heat_title", lang, window=t(f"heat_window_{window}", lang))
+    if points <= 0:
+        body = [html.Div(t("heat_none", lang), className="legend-row heat-none")]
+    else:
+        body = [
+            html.Div(className="heat-bar", style={"background": legend_gradient(),
+                                                  "height": "10px", "borderRadius": "2px"}),
+            html.Div([html.Span("0"),
+                      html.Span(t("heat_per_km2", lang, v=format_density(scale_per_km2)),
+                                style={"float": "right"})],
+                     className="heat-scale"),
+            html.Div(t("heat_points", lang, n=points), className="legend-row heat-points"),
+        ]  # fmt: skip
+    return html.Div([html.Div(title, className="legend-title"), *body], className="heat-legend")
