@@ -13,6 +13,7 @@ URL a Dash callback set always shows what its legend said. Both need ``view_map`
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import urlencode
 
 import flask
 import redis
@@ -71,14 +72,11 @@ def heat_blueprint(
         r, geo = get_redis(), get_geo()
         area_id, categories = heat_request(user, window, geo)
         served = heatservice.cached_heat(r, geo, area_id, window, categories, with_png=False)
-        query = {"area": area_id, "v": served.version}
-        if flask.request.args.get("category"):
-            query["category"] = flask.request.args["category"]
         body = {
             "window": window, "area": area_id, "version": served.version,
             "bounds": served.bounds, "scale_per_km2": served.scale_per_km2,
             "points": served.points, "rendered_ms": served.rendered_ms,
-            "url": flask.url_for("heat.heat_png", window=window, **query),
+            "url": overlay_url(window, area_id, served.version, flask.request.args.get("category")),
         }  # fmt: skip
         resp = flask.jsonify(body)
         resp.headers["Cache-Control"] = "private, no-store"
@@ -88,25 +86,41 @@ def heat_blueprint(
 
 
 def heat_request(user: User, window: str, geo: Geography) -> tuple[str, frozenset[str]]:
-    """The area and categories a heatmap request may show ``user``; aborts 404/400/403.
-
-    Without ``category``, every category the level may see (a grid officer's heatmap leaves out
-    petitions, as their lists do).
-    """
+    """The area and categories this request's heatmap may show ``user``; aborts 404/400/403."""
     args = flask.request.args
     if window not in heatservice.WINDOWS:
         flask.abort(404)
-    area_id = args.get("area") or user.area_id
-    if not authorize(user, "view_map", area_id, geo):
-        flask.abort(403)
-    visible = frozenset(visible_categories(user))
     category = args.get("category") or heatservice.ALL
-    if category == heatservice.ALL:
-        chosen = visible
-    elif category not in CATEGORIES:
+    if category != heatservice.ALL and category not in CATEGORIES:
         flask.abort(400)
-    else:
-        chosen = frozenset([category])
-    if not chosen or not chosen <= visible:
+    allowed = heat_scope(user, args.get("area") or user.area_id, category, geo)
+    if allowed is None:
         flask.abort(403)
-    return area_id, chosen
+    return allowed
+
+
+def heat_scope(
+    user: User | None, area_id: str, category: str | None, geo: Geography
+) -> tuple[str, frozenset[str]] | None:
+    """``(area_id, categories)`` when ``user`` may see that area's heatmap, else None.
+
+    ``category`` None or "all" means every category the level may see (a grid officer's heatmap
+    leaves out petitions, as their lists do); one id must be visible to the level. Dash
+    callbacks use this too, so the route and the overlay decide alike.
+    """
+    if user is None or not authorize(user, "view_map", area_id, geo):
+        return None
+    visible = frozenset(visible_categories(user))
+    if category is None or category == heatservice.ALL:
+        chosen = visible
+    else:
+        chosen = frozenset([category]) & visible
+    return (area_id, chosen) if chosen else None
+
+
+def overlay_url(window: str, area_id: str, version: str, category: str | None = None) -> str:
+    """The PNG URL an ImageOverlay shows: changes exactly when the render's version changes."""
+    query = {"area": area_id, "v": version}
+    if category and category != heatservice.ALL:
+        query["category"] = category
+    return f"/heat/{window}.png?{urlencode(query)}"

@@ -58,7 +58,7 @@ PIXEL_M = 30.0  # ground size of a raster pixel: the demo city is then ~1000 px 
 MIN_WIDTH, MAX_WIDTH = 128, 1024
 SIGMA_M = 180.0  # the blur on the ground, the same for a street as for the city
 PAD_M = 3 * SIGMA_M  # margin around the area so the blur of an edge grid is not cut off
-MAX_STATES = 12  # rasters kept per process (each <= ~7 MB plus 5 bytes a point)
+MAX_STATES = 8  # rasters kept per process (city: ~8 MB plus 5 bytes a point; a street: less)
 _RECORD = POINT.itemsize
 
 # The worker's epoch (a new one when Redis lost its data) first, then every blob's length.

@@ -8,9 +8,11 @@ import flask_login
 import pytest
 
 from cockpit import heatservice
+from cockpit.contract import CATEGORIES
 from cockpit.guard import ACTION_ATTR
-from cockpit.heat_routes import heat_blueprint
+from cockpit.heat_routes import heat_blueprint, heat_scope, overlay_url
 from cockpit.heatservice import forget_caches, redis_now_ms
+from cockpit.policy import User
 from cockpit.signin import signin_blueprint, user_loader
 from cockpit.users import add_user
 from tests.security.test_signin import PASSWORD, sign_in
@@ -141,3 +143,21 @@ def test_hsc006_every_heat_route_declares_view_map(city):
     assert {rule.rule for rule in heat_rules} == {"/heat/<window>.png", "/heat/<window>.json"}
     for rule in heat_rules:
         assert getattr(app.view_functions[rule.endpoint], ACTION_ATTR) == "view_map"
+
+
+def test_hsc007_heat_scope_is_the_one_decision_for_routes_and_callbacks(loaded_city):
+    geo = loaded_city
+    street = User(id="user:x:1", name="x", level="street", area_id=STREET_A)
+    grid_id = street_grids(geo, STREET_A)[0]
+    grid = User(id="user:y:1", name="y", level="grid", area_id=grid_id)
+    every = frozenset(CATEGORIES)
+    assert heat_scope(street, STREET_A, None, geo) == (STREET_A, every)
+    assert heat_scope(street, grid_id, "flood", geo) == (grid_id, frozenset({"flood"}))
+    assert heat_scope(street, STREET_B, None, geo) is None
+    assert heat_scope(street, "wx-hs", "all", geo) is None
+    assert heat_scope(None, STREET_A, None, geo) is None
+    assert heat_scope(grid, grid_id, "all", geo) == (grid_id, every - {"petition"})
+    assert heat_scope(grid, grid_id, "petition", geo) is None
+    assert overlay_url("1h", STREET_A, "ab12") == f"/heat/1h.png?area={STREET_A}&v=ab12"
+    assert overlay_url("15m", grid_id, "ab12", "all") == f"/heat/15m.png?area={grid_id}&v=ab12"
+    assert overlay_url("24h", STREET_A, "ab12", "flood").endswith("&category=flood")
