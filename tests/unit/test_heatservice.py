@@ -244,3 +244,25 @@ def test_hsv008_redis_data_loss_is_noticed_even_when_blobs_regrow_to_the_same_le
     assert after.total_weight == 12 and after.png != before.png
     forget_caches()
     assert render_heat(r, geo, STREET_A, "15m", now_ms=now).png == after.png
+
+
+def test_hsv009_overlay_and_legend_in_both_languages():
+    from layers.heat import format_density, heat_layer, heat_legend
+
+    bounds = [[31.5, 120.1], [31.8, 120.4]]
+    layer = heat_layer("heat-layer", "1h", bounds, "/heat/1h.png?area=wx&v=ab")
+    assert layer.url == "/heat/1h.png?area=wx&v=ab" and layer.bounds == bounds
+    assert layer.interactive is False and 0 < layer.opacity <= 1
+
+    def text(component) -> str:
+        kids = getattr(component, "children", component)
+        if isinstance(kids, str):
+            return kids
+        return " ".join(text(k) for k in (kids if isinstance(kids, list) else [kids]) if k)
+
+    en = text(heat_legend("1h", 37.4, 1234, "en"))
+    assert "last hour" in en and "37 or more per km²" in en and "1234 incidents" in en
+    zh = text(heat_legend("15m", 0.372, 5, "zh-CN"))
+    assert "近15分钟" in zh and "每平方公里0.37及以上" in zh and "5起" in zh
+    assert "No incidents" in text(heat_legend("24h", 0.0, 0, "en"))  # not a blank bar
+    assert [format_density(v) for v in (0, 0.0123, 4.25, 120.4)] == ["0", "0.012", "4.2", "120"]
