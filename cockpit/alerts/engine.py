@@ -61,7 +61,7 @@ from cockpit.alerts.early_warning import (
     address_key,
 )
 from cockpit.alerts.escalation import DEFAULT_POLICY, EscalationPolicy, escalate
-from cockpit.alerts.model import Alert, AlertEvent, alert_id, apply_event
+from cockpit.alerts.model import Alert, AlertEvent, alert_id, apply_event, transition
 from cockpit.alerts.rules import FloodRule, FloodState, TruckPing, TruckRule, TruckState
 from cockpit.apply import HEALTH, INC_PREFIX
 from cockpit.areastore import REFERENCE_KEY, Geography, NoAreasError, load_geography
@@ -619,9 +619,16 @@ class AlertEngine:
         store.delete_states(self.r, "rising", drop)
 
     def escalate_open(self, now: float, geo: Geography) -> int:
-        """Bring every open alert's escalation level up to date; returns how many moved."""
+        """Clear open alerts past their ``expires_at`` (CAP ``expires``), and bring the others'
+        escalation level up to date; returns how many changed."""
         moved = 0
         for alert in store.get_alerts(self.r, store.open_alert_ids(self.r)):
+            if alert.expires_at is not None and now >= alert.expires_at:
+                done = transition(alert, "clear", "engine", now, "expired")
+                with contextlib.suppress(store.Conflict):
+                    store.update_alert(self.r, alert, done, geo, action="clear", comment="expired")
+                    moved += 1
+                continue
             up = escalate(alert, now, self.config.escalation)
             if up is alert:
                 continue

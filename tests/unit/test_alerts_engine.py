@@ -356,6 +356,22 @@ def test_eng009_cap_by_stream_hostile_xml_is_dead_lettered_and_the_engine_goes_o
     assert [a["action"] for _i, a in store.audit_entries(r)] == ["update", "cancel"]
 
 
+def test_eng012_alerts_clear_when_their_cap_expiry_passes(r: redis.Redis, city: Geography) -> None:
+    clock = Clock(T0)
+    eng = engine(r, clock, timer_s=1)
+    r.xadd(CAP_STREAM, {"xml": cap_xml()})  # expires 2026-06-15T22:00:00+08:00
+    drain(eng)
+    (alert,) = store.all_alerts(r)
+    assert alert.expires_at is not None and alert.status == "new"
+    clock.t = alert.expires_at - 1
+    eng.step()
+    assert store.get_alert(r, alert.id).status == "new"  # type: ignore[union-attr]
+    clock.t = alert.expires_at
+    eng.step()
+    done = store.get_alert(r, alert.id)
+    assert done is not None and (done.status, done.resolution_note) == ("cleared", "expired")
+
+
 def cli(argv: list[str], redis_url: str) -> int:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config")
