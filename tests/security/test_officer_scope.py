@@ -11,6 +11,7 @@ import importlib
 import json
 import re
 import sys
+import time
 
 import pytest
 from shapely import get_coordinates
@@ -179,3 +180,59 @@ def test_off005_without_a_session_callbacks_answer_401(app):
     resp = anonymous.post("/_dash-update-component", json={
         "output": "officer-detail-body.children", "inputs": [], "changedPropIds": []})  # fmt: skip
     assert resp.status_code == 401
+
+
+def _alerts(r, geo) -> tuple[str, str]:
+    """One open alert in the officer's grid and one in another street."""
+    from cockpit.alerts.model import Alert, alert_id
+    from cockpit.alerts.store import create_alert
+
+    now = time.time()
+    ids = []
+    for key, grid, title in (("own", GRID, "Water rising at own gauge"),
+                             ("far", OTHER_STREET_GRID, "Far street flood secret")):  # fmt: skip
+        alert = Alert(id=alert_id(key), kind="flood_warning", severity="moderate", status="new",
+                      dedup_key=key, raised_at=now, updated_at=now, area_grids=[grid],
+                      title_en=title)  # fmt: skip
+        assert create_alert(r, alert, geo)
+        ids.append(alert.id)
+    return ids[0], ids[1]
+
+
+def _act(client, alert: str, action: str, comment: str) -> str | None:
+    """Click an alert's button with a comment; the message shown, None for no update (204)."""
+    button = {"action": action, "alert": alert, "type": "officer-alert-action"}
+    field = {"alert": alert, "type": "officer-alert-comment"}
+    status, body = call(
+        client, "officer-alert-message.children", [[_inp(button, "n_clicks", 1)]],
+        [[_inp(field, "value", comment)]],
+        [json.dumps(button, separators=(",", ":"), sort_keys=True) + ".n_clicks"],
+    )  # fmt: skip
+    if status == 204:
+        return None
+    assert status == 200
+    return json.loads(body)["response"]["officer-alert-message"]["children"]
+
+
+def test_off006_alert_list_and_actions_stay_in_scope(client, r, loaded_city):
+    from cockpit.alerts.store import get_alert
+
+    own, far = _alerts(r, loaded_city)
+    inputs = [_inp("tick", "n_intervals", 1), _inp("officer-alert-message", "children", None)]
+    state = [_inp("officer-alerts-store", "data", None)]
+    status, body = call(client, "officer-alerts.children", inputs, state, ["tick.n_intervals"])
+    assert status == 200 and "Water rising at own gauge" in body and own in body
+    assert "Far street" not in body and far not in body
+    # a forged click on the other street's alert is refused and changes nothing
+    assert _act(client, far, "acknowledge", "forged") == "Not allowed for this alert."
+    assert get_alert(r, far).status == "new"
+    assert _act(client, far, "resolve", "forged") == "Not allowed for this alert."
+    assert _act(client, own, "bogus", "x") is None  # an unknown action: no update at all
+    # the officer's own alert: acknowledge with a comment, then resolve
+    assert _act(client, own, "acknowledge", "on my way") == "Alert acknowledged."
+    stored = get_alert(r, own)
+    assert stored.status == "acknowledged" and stored.ack_comment == "on my way"
+    assert stored.acknowledged_by == "grid.officer"
+    assert _act(client, own, "resolve", "pumped out") == "Alert resolved."
+    assert get_alert(r, own).status == "resolved"
+    assert get_alert(r, far).status == "new"
