@@ -3,6 +3,8 @@ feed text shown as text, filters, detail, and a phone-sized screen."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
@@ -192,6 +194,28 @@ def test_ofe002_street_officer_on_a_phone(demo_server):
         detail = _detail(driver, "s1-street")
         assert "Reporter 13800000000" in detail["all"]  # the street level sees the reporter
         assert detail["left"] >= 0 and detail["right"] <= 375
+        assert driver.execute_script("return document.documentElement.scrollWidth") <= 375
+        # an alert of the street: acknowledge it with a comment, on the phone
+        from cockpit.alerts.model import Alert, alert_id
+        from cockpit.alerts.store import create_alert, get_alert
+
+        r = demo_server.redis()
+        now = time.time()
+        alert = Alert(id=alert_id(f"e2e-{now}"), kind="flood_warning", severity="severe",
+                      status="new", dedup_key=f"e2e-{now}", raised_at=now, updated_at=now,
+                      area_grids=[SAME_STREET_GRID], title_en="<b>Gauge</b> over warning")
+        assert create_alert(r, alert, load_geography(r))
+        box = wait_until(lambda: driver.find_elements(
+            By.CSS_SELECTOR, f'.officer-alert[data-alert="{alert.id}"]'), timeout=10,
+            what="alert shown")[0]  # fmt: skip
+        assert "<b>Gauge</b> over warning" in box.text
+        comment = box.find_element(By.CSS_SELECTOR, "input.alert-comment, .alert-comment input")
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", comment)
+        comment.send_keys("on my way")
+        box.find_element(By.CLASS_NAME, "alert-acknowledge").click()
+        wait_until(lambda: get_alert(r, alert.id).status == "acknowledged", timeout=10,
+                   what="alert acknowledged")  # fmt: skip
+        assert get_alert(r, alert.id).ack_comment == "on my way"
         assert driver.execute_script("return document.documentElement.scrollWidth") <= 375
         driver.execute_script("window.scrollTo(0, 0)")
         screenshot(driver, "officer.png")
