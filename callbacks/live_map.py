@@ -244,3 +244,37 @@ clientside_callback(
     Input(ids.FLEET_STORE, "data"),
     State(ids.LABELS, "data"),
 )
+
+
+@secure_callback(
+    Output(ids.HEAT_LAYER, "url"),
+    Output(ids.HEAT_LAYER, "bounds"),
+    Output(ids.HEAT_LEGEND, "children"),
+    Input(ids.TICK, "n_intervals"),
+    Input(ids.HEAT_WINDOW, "value"),
+    Input(ids.CATEGORY, "value"),
+    State(ids.HEAT_LAYER, "url"),
+    action="view_map",
+)
+def refresh_heat(user: User, _tick, window, category, current_url):
+    """Only the overlay's URL changes, when the shared render's version does; the browser
+    fetches the PNG itself (decoded off the main thread as an image)."""
+    from cockpit import heatservice
+    from cockpit.heat_routes import heat_scope, overlay_url
+    from layers.heat import heat_legend
+
+    rt = runtime()
+    try:
+        geo = rt.geography()
+        allowed = heat_scope(user, user.area_id, category, geo)
+        if window not in heatservice.WINDOWS or allowed is None:
+            raise PreventUpdate
+        area, categories = allowed
+        served = heatservice.cached_heat(rt.redis, geo, area, window, categories, with_png=False)
+    except redis.RedisError:
+        raise PreventUpdate from None
+    url = overlay_url(window, area, served.version, category)
+    if url == current_url:
+        raise PreventUpdate
+    return url, served.bounds, heat_legend(window, served.scale_per_km2, served.points,
+                                           request_lang(user))  # fmt: skip

@@ -169,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     from cockpit.cli_users import register as register_user_commands
 
     register_user_commands(sub, common)
+    from cockpit.cli_alerts import register as register_alert_commands
+
+    register_alert_commands(sub, common)
     return parser
 
 
@@ -191,7 +194,10 @@ def _settings(args: argparse.Namespace) -> Settings:
         value = getattr(args, flag, None)
         if value is not None:
             env["COCKPIT_" + name] = str(value)
-    return Settings.from_env(env, config_file=getattr(args, "config", None))
+    settings = Settings.from_env(env, config_file=getattr(args, "config", None))
+    if args.handler in (cmd_demo, cmd_serve):
+        settings = settings.with_persistent_secret()  # sessions survive a restart
+    return settings
 
 
 def _connect(settings: Settings) -> tuple[redis.Redis, str, Callable[[], None]]:
@@ -241,6 +247,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         env["COCKPIT_DATA_DIR"] = str(settings.data_dir)
         py = [sys.executable, "-m", "cockpit"]
         children.append(subprocess.Popen([*py, "worker"], env=env))
+        children.append(subprocess.Popen([*py, "alerts", "run"], env=env))
         children.append(
             subprocess.Popen(
                 [*py, "simulate", "--rate", str(args.rate), "--seed", str(seed)], env=env

@@ -35,6 +35,23 @@ class Settings:
     demo_seed: int = 7
     refresh_ms: int = 1000
     secure_cookies: bool = False  # set behind TLS: cookies then travel over https only
+    secret_defaulted: bool = True  # no key was configured: a random one is in use
+
+    def with_persistent_secret(self) -> Settings:
+        """When no key is configured, keep one in ``data_dir/secret_key`` (created 0600) so
+        sessions and wall displays survive a restart; a configured key is left alone."""
+        if not self.secret_defaulted:
+            return self
+        path = self.data_dir / "secret_key"
+        try:
+            key = path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            key = secrets.token_hex(32)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(key + "\n")
+        return replace(self, secret_key=key, secret_defaulted=False)
 
     @classmethod
     def from_env(
@@ -85,6 +102,7 @@ class Settings:
         if "secure_cookies" in raw:
             values["secure_cookies"] = _bool("COCKPIT_SECURE_COOKIES", raw["secure_cookies"])
         values["secret_key"] = _secret(raw)
+        values["secret_defaulted"] = not (raw.get("secret_key") or raw.get("secret_key_file"))
         return replace(s, **values)  # type: ignore[arg-type]
 
     @property

@@ -76,6 +76,9 @@ def create_app(settings: Settings) -> dash.Dash:
     policy()  # a broken policy file stops start-up here, with one line
     _init_login(server)
     _add_routes(server)
+    from cockpit.heat_routes import heat_blueprint
+
+    server.register_blueprint(heat_blueprint())
 
     app = dash.Dash(
         __name__,

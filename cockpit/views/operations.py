@@ -14,6 +14,7 @@ from cockpit.policy import User, visible_categories
 from cockpit.webapp import runtime
 from layers.flood import gauge_layer, gauge_legend
 from layers.grids import boundary_layer, grid_layer, legend
+from layers.heat import heat_layer
 from layers.sites import sites_layer, sites_legend
 from layers.trucks import trail_layer, truck_layer, truck_legend
 
@@ -56,6 +57,7 @@ def layer_labels(lang: str) -> dict[str, dict[str, str]]:
 def map_layers(user: User, lang: str) -> list:
     """The overlays of the operations map and the wall, in a layer switcher."""
     version = runtime().geography().version[:16]
+    minx, miny, maxx, maxy = runtime().geography().bbox
     labels = layer_labels(lang)
     # Each overlay in its own pane (its own canvas) so the grid fills, restyled every tick,
     # never cover the points and outlines drawn above them.
@@ -67,6 +69,9 @@ def map_layers(user: User, lang: str) -> list:
             children=[
                 dl.Overlay(grid_layer(f"/geo/grid.geojson?v={version}", tooltip_labels(lang)),
                            name=t("layer_grids", lang), checked=True),
+                dl.Overlay(heat_layer(ids.HEAT_LAYER, "1h", [[miny, minx], [maxy, maxx]],
+                                      "/heat/1h.png"),
+                           name=t("layer_heat", lang), checked=True),
                 dl.Overlay(sites_layer(ids.SITES_LAYER, "/geo/reference.geojson?layer=sites"),
                            name=t("layer_sites", lang), checked=True),
                 dl.Overlay(trail_layer(ids.TRAIL_LAYER), name=t("layer_trails", lang),
@@ -86,6 +91,7 @@ def legends(lang: str) -> list:
     labels = layer_labels(lang)
     return [
         html.Div(legend([1, 2, 3, 4, 5, 6, 7], t("legend_title", lang), "0"), id=ids.LEGEND),
+        html.Div(id=ids.HEAT_LEGEND),
         gauge_legend(labels["gauges"]),
         truck_legend(labels["trucks"]),
         sites_legend(labels["sites"]),
@@ -123,6 +129,12 @@ def layout(user: User, lang: str) -> html.Div:
                         value="incidents", clearable=False, className="picker",
                     ),  # fmt: skip
                     dcc.Dropdown(
+                        id=ids.HEAT_WINDOW,
+                        options=[{"label": t(f"heat_window_{w}", lang), "value": w}
+                                 for w in ("15m", "1h", "24h")],  # fmt: skip
+                        value="1h", clearable=False, className="picker picker-small",
+                    ),  # fmt: skip
+                    dcc.Dropdown(
                         id=ids.CATEGORY,
                         options=[{"label": t("all_categories", lang), "value": "all"}]
                         + [{"label": category_label(c, lang), "value": c} for c in categories],
@@ -130,7 +142,7 @@ def layout(user: User, lang: str) -> html.Div:
                     ),  # fmt: skip
                 ],
             ),
-            html.Div(className="map-wrap", children=[
+            html.Div(className="map-wrap", children=[  # the wall reuses these parts
                 base_map(ids.MAP, map_layers(user, lang)),
                 html.Div(legends(lang), id=ids.LEGENDS, className="legend"),
                 html.Div(id=ids.GAUGE_PANEL, className="side-panel", hidden=True, children=[

@@ -60,3 +60,13 @@ def test_set005_unknown_key_in_file(tmp_path: Path):
     cfg.write_text("[cockpit]\nprot = 1\n")
     with pytest.raises(SettingsError, match="prot"):
         Settings.from_env({}, config_file=cfg)
+
+
+def test_set006_persistent_secret_survives_a_restart(tmp_path: Path):
+    first = Settings.from_env({"COCKPIT_DATA_DIR": str(tmp_path)}).with_persistent_secret()
+    again = Settings.from_env({"COCKPIT_DATA_DIR": str(tmp_path)}).with_persistent_secret()
+    assert first.secret_key == again.secret_key and len(first.secret_key) == 64
+    assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+    configured = Settings.from_env({"COCKPIT_DATA_DIR": str(tmp_path),
+                                    "COCKPIT_SECRET_KEY": "x" * 20}).with_persistent_secret()
+    assert configured.secret_key == "x" * 20

@@ -1,0 +1,115 @@
+"""The wall's own live parts: alert tiles, ticker, resolution rate, the safety-satisfaction
+index, and the focus target for a new critical alert. Never any personal data."""
+
+from __future__ import annotations
+
+import time
+
+import redis
+from dash import ClientsideFunction, Input, Output, State, clientside_callback, html
+from dash.exceptions import PreventUpdate
+
+from cockpit import ids
+from cockpit.aggregates import survey_index
+from cockpit.guard import secure_callback
+from cockpit.i18n import t
+from cockpit.live import metric_values
+from cockpit.policy import User
+from cockpit.webapp import request_lang, runtime
+
+SEVERITIES = ("extreme", "severe", "moderate", "minor", "info")
+FOCUS_SEVERITIES = ("extreme", "severe")
+FOCUS_WINDOW_S = 300
+TICKER_ITEMS = 20
+
+
+def _open_alerts(client: redis.Redis, user: User, geo):  # type: ignore[no-untyped-def]
+    try:
+        from cockpit.alerts.store import open_alerts
+    except ImportError:  # alerts not installed in this build
+        return []
+    return open_alerts(client, user, geo, limit=200)
+
+
+@secure_callback(
+    Output(ids.WALL_ALERTS, "children"),
+    Output(ids.WALL_TICKER, "children"),
+    Output(ids.WALL_RESOLUTION, "children"),
+    Output(ids.WALL_SSI, "children"),
+    Output(ids.WALL_SSI + "-n", "children"),
+    Output(ids.WALL_FOCUS, "data"),
+    Input(ids.TICK, "n_intervals"),
+    action="view_map",
+)
+def refresh_wall(user: User, _tick):
+    rt = runtime()
+    lang = request_lang(user)
+    try:
+        geo = rt.geography()
+        alerts = _open_alerts(rt.redis, user, geo)
+        resolution = metric_values(rt.redis, "resolution").get(user.area_id)
+        survey = survey_index(rt.redis).get(user.area_id, {})
+    except redis.RedisError:
+        raise PreventUpdate from None
+    counts = {s: 0 for s in SEVERITIES}
+    for alert in alerts:
+        counts[alert.severity] = counts.get(alert.severity, 0) + 1
+    tiles = [
+        html.Span(
+            [html.B(str(counts[s])), " " + t(f"severity_{s}", lang)], className=f"sev sev-{s}"
+        )  # fmt: skip
+        for s in SEVERITIES[:4]
+    ]
+    names = geo.areas.frame["name_zh" if lang == "zh-CN" else "name_en"]
+    ticker = (
+        [
+            html.Span(
+                [
+                    html.B(t(f"severity_{a.severity}", lang)),
+                    " ",
+                    a.title_zh if lang == "zh-CN" else a.title_en,
+                    " · " + (names.get(a.area_grids[0], "") if a.area_grids else ""),
+                    " · " + time.strftime("%H:%M", time.localtime(a.raised_at)),
+                ],
+                className=f"ticker-item sev-{a.severity}",
+            )  # fmt: skip
+            for a in sorted(alerts, key=lambda a: -a.raised_at)[:TICKER_ITEMS]
+        ]
+        or t("no_open_alerts", lang)
+    )
+    ssi = survey.get("safety_index")
+    ssi_text = (
+        f"{(survey['safety_index'] + survey['satisfaction_index']) / 2:.1f}"
+        if ssi is not None
+        else t("not_enough_answers", lang)
+    )
+    ssi_n = f"n = {survey.get('n', 0):,} {t('answers', lang)}"
+    focus = _focus(alerts, geo)
+    res_text = f"{resolution:.1f} %" if resolution is not None else "–"
+    return tiles, ticker, res_text, ssi_text, ssi_n, focus
+
+
+def _focus(alerts, geo) -> dict | None:  # type: ignore[no-untyped-def]
+    """The newest critical alert of the last few minutes, with the bounds of its grids."""
+    now = time.time()
+    critical = [a for a in alerts if a.severity in FOCUS_SEVERITIES and a.area_grids
+                and now - a.raised_at < FOCUS_WINDOW_S]  # fmt: skip
+    if not critical:
+        return None
+    alert = max(critical, key=lambda a: a.raised_at)
+    grids = [g for g in alert.area_grids if g in geo.grid_index]
+    if not grids:
+        return None
+    minx, miny, maxx, maxy = geo.areas.frame.geometry.loc[grids].total_bounds
+    return {"id": alert.id, "bounds": [[miny, minx], [maxy, maxx]]}
+
+
+clientside_callback(
+    ClientsideFunction(namespace="cockpitWall", function_name="rotate"),
+    Output(ids.MAP, "viewport"),
+    Output(ids.WALL_AREA, "children"),
+    Output(ids.WALL_CLOCK, "children"),
+    Input(ids.CLOCK, "n_intervals"),
+    State(ids.WALL_TARGETS, "data"),
+    State(ids.WALL_FOCUS, "data"),
+)
