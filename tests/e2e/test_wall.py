@@ -39,7 +39,8 @@ def test_wal001_token_link_shows_the_wall_without_personal_data(wall_browser, de
     # it rotates: the area name changes from the city to a district within the rotation time
     first = wall_browser.find_element("id", "wall-area").text
     wait_until(lambda: wall_browser.find_element("id", "wall-area").text != first,
-               timeout=75, interval=0.5, what="rotation (20 s; a critical alert may hold focus 45 s)")  # fmt: skip
+               timeout=75, interval=0.5,  # 20 s a step; a critical alert holds focus 45 s
+               what="rotation to the next area")  # fmt: skip
     text = wall_browser.find_element("tag name", "body").text
     assert not PHONE.search(text), "a phone number reached the wall"
     assert outside(requested_urls(wall_browser)) == []

@@ -89,6 +89,7 @@ def test_wrk002_bad_entries_go_to_deadletter_and_valid_ones_count(r, loaded_city
         ({**good, "id": "b5", "category": "aliens"}, "unknown_category"),
         ({**good, "id": "b6", "text": "x" * 5000}, "oversize_text"),
         ({**good, "id": "b7", "ts": "yesterday"}, "bad_ts"),
+        ({**good, "id": "b8", "text": b"\xff\xfe not utf-8"}, "wrong_type"),
     ]
     r.xadd(INCIDENTS, good)
     for fields, _reason in bad:
