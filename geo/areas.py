@@ -8,7 +8,6 @@ execution risk.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 from collections.abc import Iterable
@@ -19,6 +18,8 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+
+from geo.packing import pack, payload, unpack
 
 LEVELS: tuple[str, ...] = ("city", "district", "street", "community", "grid")
 SPECIAL = "special"
@@ -168,7 +169,7 @@ class AreaSet:
             "columns": ["id", "level", "parent", "name_zh", "name_en", "kind", "wkb"],
             "rows": rows,
         }
-        return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return payload(doc)
 
     @cached_property
     def version(self) -> str:
@@ -177,19 +178,12 @@ class AreaSet:
 
     def to_bytes(self) -> bytes:
         """Gzip'd JSON with WKB hex geometries; deterministic (gzip mtime fixed at 0)."""
-        return gzip.compress(self._payload(), compresslevel=6, mtime=0)
+        return pack(self._payload())
 
     @classmethod
     def from_bytes(cls, data: bytes) -> AreaSet:
         """Inverse of :meth:`to_bytes`; raises ValueError on anything unexpected."""
-        try:
-            doc = json.loads(gzip.decompress(data).decode("utf-8"))
-        except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"not a serialised AreaSet: {exc}") from exc
-        if not isinstance(doc, dict) or doc.get("format") != _FORMAT:
-            raise ValueError("not a serialised AreaSet: missing format marker")
-        if doc.get("version") != _FORMAT_VERSION:
-            raise ValueError(f"unsupported AreaSet format version {doc.get('version')!r}")
+        doc = unpack(data, _FORMAT, _FORMAT_VERSION, "a serialised AreaSet")
         rows = doc["rows"]
         frame = gpd.GeoDataFrame(
             {

@@ -19,9 +19,7 @@ Layers (GeoDataFrames in EPSG:4326, indexed by a string id, each with ``name_zh`
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import json
 import math
 from dataclasses import dataclass
 from functools import cached_property
@@ -35,6 +33,7 @@ from shapely import Point, Polygon
 
 from geo.areas import AreaSet
 from geo.locate import GridLocator
+from geo.packing import pack, payload, unpack
 
 CRS = "EPSG:4326"
 _FORMAT = "cockpit-reference"
@@ -109,7 +108,7 @@ class ReferenceData:
         }
 
     def _payload(self) -> bytes:
-        return json.dumps(self._doc(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return payload(self._doc())
 
     @cached_property
     def version(self) -> str:
@@ -118,19 +117,12 @@ class ReferenceData:
 
     def to_bytes(self) -> bytes:
         """Gzip'd JSON with WKB hex geometries; deterministic (gzip mtime fixed at 0)."""
-        return gzip.compress(self._payload(), compresslevel=6, mtime=0)
+        return pack(self._payload())
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ReferenceData:
         """Inverse of :meth:`to_bytes`; raises ValueError on anything unexpected."""
-        try:
-            doc = json.loads(gzip.decompress(data).decode("utf-8"))
-        except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"not serialised reference data: {exc}") from exc
-        if not isinstance(doc, dict) or doc.get("format") != _FORMAT:
-            raise ValueError("not serialised reference data: missing format marker")
-        if doc.get("version") != _FORMAT_VERSION:
-            raise ValueError(f"unsupported reference data format version {doc.get('version')!r}")
+        doc = unpack(data, _FORMAT, _FORMAT_VERSION, "serialised reference data")
         frames = {}
         for name, schema in _SCHEMA.items():
             layer = doc["layers"][name]
