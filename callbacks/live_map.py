@@ -34,19 +34,12 @@ from cockpit.areastore import Geography, load_reference
 from cockpit.contract import GAUGES, INCIDENTS, TRUCKS
 from cockpit.guard import secure_callback
 from cockpit.i18n import t
+from cockpit.incidents import scope_grids
 from cockpit.live import METRICS, delta, metric_values
 from cockpit.policy import User, visible_categories
 from cockpit.webapp import request_lang, runtime
 from layers.grids import legend, scheme
 from layers.trucks import truck_features
-
-
-@lru_cache(maxsize=256)
-def scoped_grids(geo: Geography, area_id: str) -> frozenset[str]:
-    """Grid ids inside an area (immutable per grid version, so cached per process)."""
-    if geo.areas.level_of(area_id) == "grid":
-        return frozenset({area_id})
-    return frozenset(geo.areas.descendants(area_id, level="grid"))
 
 
 @lru_cache(maxsize=256)
@@ -111,7 +104,7 @@ def refresh_grids(user: User, _tick, metric, category, store):
         )
     except redis.RedisError:
         raise PreventUpdate from None  # the data-age badge turns stale by itself
-    grids = scoped_grids(geo, user.area_id)
+    grids = scope_grids(geo, user.area_id)
     fmt = METRICS[metric][1]
     breaks, colors = scheme(fmt, [v for g, v in current.items() if g in grids])
     hideout = Patch()
@@ -166,7 +159,7 @@ def refresh_fleet(user: User, _tick, store):
             for g, v in read_latest(client, GAUGE_LATEST).items()
             if g in gauges
         }
-        grids = scoped_grids(geo, user.area_id)
+        grids = scope_grids(geo, user.area_id)
         trucks = {
             k: v for k, v in read_latest(client, TRUCK_LATEST).items() if v.get("grid") in grids
         }
