@@ -27,11 +27,14 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import msgspec
 import numpy as np
 import redis
 
 from cockpit.apply import HEALTH, INC_PREFIX, WINDOWS
 from cockpit.contract import CATEGORIES, STATUSES
+
+_decode = msgspec.json.decode  # states are read by the thousand per batch
 
 ALL = "all"
 OPEN_STATUSES = ("new", "dispatched", "handling")
@@ -90,6 +93,9 @@ return rolled_total
 """
 
 
+DENSE_KEYS = 4_000_000  # rollup counts densely below this many (bucket, label, area) keys
+
+
 @dataclass(frozen=True)
 class AreaCodes:
     """Per grid position, the ids of the grid and its ancestors (one column per level)."""
@@ -131,10 +137,16 @@ def rollup(
         keys.append((b_off * n_lab + n_lab - 1) * n_areas + a)
         weights.append(w)
     key = np.concatenate(keys)
-    uniq, inverse = np.unique(key, return_inverse=True)
-    totals = np.bincount(inverse, weights=np.concatenate(weights)).astype(np.int64)
-    nonzero = totals != 0
-    uniq, totals = uniq[nonzero], totals[nonzero]
+    space = (int(b_off.max()) + 1) * n_lab * n_areas if len(b_off) else 0
+    if space <= DENSE_KEYS:  # the usual live batch: a dense count beats sorting the keys
+        dense = np.bincount(key, weights=np.concatenate(weights), minlength=space)
+        uniq = np.flatnonzero(dense)
+        totals = dense[uniq].astype(np.int64)
+    else:
+        uniq, inverse = np.unique(key, return_inverse=True)
+        totals = np.bincount(inverse, weights=np.concatenate(weights)).astype(np.int64)
+        nonzero = totals != 0
+        uniq, totals = uniq[nonzero], totals[nonzero]
     if len(uniq) == 0:
         return []
     area_of = uniq % n_areas
@@ -241,7 +253,7 @@ def read_states(
         for day, values in zip(days, replies, strict=True):
             for inc_id, value in zip(chunk, values, strict=True):
                 if value is not None:
-                    out[inc_id] = (day, json.loads(value))
+                    out[inc_id] = (day, _decode(value))
     return out
 
 

@@ -99,6 +99,43 @@ def worker_rate(client: redis.Redis, n: int, batch: int) -> tuple[float, Worker]
     return n / (time.perf_counter() - started), worker
 
 
+def parallel_rate(client: redis.Redis, n: int, batch: int, processes: int) -> float:
+    """Events/s of ``processes`` ``cockpit worker`` processes sharing the group, over the
+    steady part of the run (10 % to 90 % of the entries applied), so start-up is left out."""
+    import subprocess
+    import sys
+
+    url = _url(client)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "cockpit", "worker", "--name", f"bench-{k}", "--batch",
+             str(batch), "--redis-url", url],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        for k in range(processes)
+    ]  # fmt: skip
+    samples: list[tuple[float, int]] = []
+    try:
+        deadline = time.perf_counter() + 600
+        while time.perf_counter() < deadline:
+            done = _settled(client)
+            samples.append((time.perf_counter(), done))
+            if done >= n:
+                break
+            time.sleep(0.02)
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)
+    times = np.array([t for t, _ in samples])
+    done = np.array([d for _, d in samples])
+    lo, hi = np.searchsorted(done, 0.1 * n), np.searchsorted(done, 0.9 * n)
+    if hi >= len(done) or hi <= lo:
+        raise RuntimeError(f"{processes} workers applied {done[-1]} of {n} entries in time")
+    return float((done[hi] - done[lo]) / (times[hi] - times[lo]))
+
+
 def freshness(client: redis.Redis, geo: Geography, rate: int, seconds: float) -> dict[str, float]:
     """XADD at ``rate``/s while a worker process runs; per send, the time until the worker's
     applied count covers it (polled every millisecond by a watcher thread)."""
@@ -171,13 +208,26 @@ def _applied(client: redis.Redis) -> int:
     return int(client.hget("cockpit:health", f"{INCIDENTS}|applied") or 0)
 
 
-def run_ingest(grids: list[int], events: int, batch: int) -> dict[str, object]:
+def _settled(client: redis.Redis) -> int:
+    """Entries the worker is done with: applied, duplicates and dead letters."""
+    health = client.hgetall("cockpit:health")
+    prefix = f"{INCIDENTS}|".encode()
+    counted = (b"applied", b"duplicate", b"dead|")
+    return sum(
+        int(v) for k, v in health.items()
+        if k.startswith(prefix) and k[len(prefix):].startswith(counted)
+    )  # fmt: skip
+
+
+def run_ingest(
+    grids: list[int], events: int, batch: int, workers: list[int] | None = None
+) -> dict[str, object]:
     tmp = tempfile.mkdtemp(prefix="cockpit-bench-")
     embedded = EmbeddedRedis(Path(tmp))
     client = redis.Redis.from_url(embedded.ensure())
     results: dict[str, object] = {
         "command": f"cockpit bench ingest --events {events} --batch {batch} --grids "
-        + " ".join(map(str, grids)),
+        + " ".join(map(str, grids)) + " --workers " + " ".join(map(str, workers or [])),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {platform.python_version()}",
         "runs": [],
@@ -206,6 +256,23 @@ def run_ingest(grids: list[int], events: int, batch: int) -> dict[str, object]:
                 "redis_used_memory_mb": round(used / 2**20, 1),
                 "dead_letters": worker.stats.dead,
             })  # fmt: skip
+            for processes in workers or []:
+                # the same feed again, under fresh ids, into an emptied database
+                client.flushall()
+                save_areas(client, areas)
+                again = feed(geo, events, seed=n_grids + 1000 * processes,
+                             now_ms=int(time.time() * 1000))  # fmt: skip
+                write(client, again)
+                xrange = raw_xrange_rate(client, events)
+                rate = parallel_rate(client, events, batch, processes)
+                results["runs"].append({  # type: ignore[union-attr]
+                    "grids": len(areas.grids),
+                    "events": events,
+                    "worker_processes": processes,
+                    "worker_events_per_s": round(rate),
+                    "raw_xrange_per_s": round(xrange),
+                    "ratio_worker_to_xrange": round(rate / xrange, 3),
+                })  # fmt: skip
         client.flushall(asynchronous=True)
         save_areas(client, generate_demo_city(seed=7))
         geo = Geography(generate_demo_city(seed=7))
@@ -216,7 +283,9 @@ def run_ingest(grids: list[int], events: int, batch: int) -> dict[str, object]:
 
 
 def main(args: object) -> int:
-    result = run_ingest(args.grids, args.events, args.batch)  # type: ignore[attr-defined]
+    result = run_ingest(
+        args.grids, args.events, args.batch, getattr(args, "workers", None)  # type: ignore[attr-defined]
+    )
     print(json.dumps(result, indent=2))
     return 0
 

@@ -142,42 +142,87 @@ def validate_incidents(
     """
     batch = IncidentBatch()
     ts, lat, lon, sev = [], [], [], []
-    min_lon, min_lat, max_lon, max_lat = bbox
+    future = now_ms + MAX_FUTURE_MS
     for entry_id, fields in entries:
-        try:
-            _require(fields, ("id", "ts", "category", "lat", "lon"))
-            _check_text(fields)
-            t = parse_ts_ms(fields["ts"])
-            if t > now_ms + MAX_FUTURE_MS:
-                raise _Bad("ts_in_future", f"ts is {(t - now_ms) / 1000:.0f} s in the future")
-            y, x = _number(fields, "lat"), _number(fields, "lon")
-            if not (min_lat <= y <= max_lat and min_lon <= x <= max_lon):
-                raise _Bad("outside_map", f"lat={y}, lon={x} is outside the map")
-            category = fields["category"]
-            if category not in CATEGORIES:
-                raise _Bad("unknown_category", f"category={category[:40]!r} is not in contract v1")
-            severity = fields.get("severity", "") or "2"
-            if severity not in ("1", "2", "3", "4"):
-                raise _Bad("bad_number", f"severity={severity[:20]!r} is not 1, 2, 3 or 4")
-            status = fields.get("status", "") or "new"
-            if status not in STATUSES:
-                raise _Bad("unknown_status", f"status={status[:40]!r} is not in contract v1")
-        except _Bad as bad:
-            batch.rejects.append(Reject(entry_id, bad.reason, bad.detail, fields))
-            continue
+        # the common, clean entry is checked with a handful of operations; anything else
+        # goes through the detailed checks, which name what is wrong
+        valid = _clean_incident(fields, future, bbox)
+        if valid is None:
+            try:
+                valid = _checked_incident(fields, now_ms, bbox)
+            except _Bad as bad:
+                batch.rejects.append(Reject(entry_id, bad.reason, bad.detail, fields))
+                continue
         batch.entry_ids.append(entry_id)
         batch.ids.append(fields["id"])
-        batch.category.append(category)
-        batch.status.append(status)
-        ts.append(t)
-        lat.append(y)
-        lon.append(x)
-        sev.append(int(severity))
+        batch.category.append(fields["category"])
+        batch.status.append(valid[3])
+        ts.append(valid[0])
+        lat.append(valid[1])
+        lon.append(valid[2])
+        sev.append(valid[4])
     batch.ts_ms = np.asarray(ts, dtype=np.int64)
     batch.lat = np.asarray(lat, dtype=np.float64)
     batch.lon = np.asarray(lon, dtype=np.float64)
     batch.severity = np.asarray(sev, dtype=np.int8)
     return batch
+
+
+def _checked_incident(
+    fields: dict[str, str], now_ms: int, bbox: tuple[float, float, float, float]
+) -> tuple[int, float, float, str, int]:
+    """(ts, lat, lon, status, severity) of a valid entry; raises _Bad naming the fault."""
+    min_lon, min_lat, max_lon, max_lat = bbox
+    _require(fields, ("id", "ts", "category", "lat", "lon"))
+    _check_text(fields)
+    t = parse_ts_ms(fields["ts"])
+    if t > now_ms + MAX_FUTURE_MS:
+        raise _Bad("ts_in_future", f"ts is {(t - now_ms) / 1000:.0f} s in the future")
+    y, x = _number(fields, "lat"), _number(fields, "lon")
+    if not (min_lat <= y <= max_lat and min_lon <= x <= max_lon):
+        raise _Bad("outside_map", f"lat={y}, lon={x} is outside the map")
+    category = fields["category"]
+    if category not in CATEGORIES:
+        raise _Bad("unknown_category", f"category={category[:40]!r} is not in contract v1")
+    severity = fields.get("severity", "") or "2"
+    if severity not in ("1", "2", "3", "4"):
+        raise _Bad("bad_number", f"severity={severity[:20]!r} is not 1, 2, 3 or 4")
+    status = fields.get("status", "") or "new"
+    if status not in STATUSES:
+        raise _Bad("unknown_status", f"status={status[:40]!r} is not in contract v1")
+    return t, y, x, status, int(severity)
+
+
+_SEVERITIES = {"": 2, "1": 1, "2": 2, "3": 3, "4": 4}
+_STATUS_SET = frozenset(STATUSES)
+
+
+def _clean_incident(
+    fields: dict[str, str], future_ms: int, bbox: tuple[float, float, float, float]
+) -> tuple[int, float, float, str, int] | None:
+    """(ts, lat, lon, status, severity) of an entry that passes every check of contract v1 in
+    its plainest form (epoch-ms ts, no oversize or non-UTF-8 text), else None: the detailed
+    checks then find and name what is wrong, or accept an ISO ts."""
+    try:
+        inc_id, ts, category = fields["id"], fields["ts"], fields["category"]
+        y, x = float(fields["lat"]), float(fields["lon"])
+    except (KeyError, ValueError):
+        return None
+    status = fields.get("status") or "new"
+    severity = _SEVERITIES.get(fields.get("severity", ""))
+    if (
+        not inc_id or len(inc_id) > MAX_ID or not (ts.isascii() and ts.isdigit())
+        or int(ts) > future_ms
+        or category not in CATEGORIES or status not in _STATUS_SET or severity is None
+        or not (bbox[1] <= y <= bbox[3] and bbox[0] <= x <= bbox[2])  # NaN fails here too
+        or len(fields.get("text", "")) > MAX_TEXT["text"]
+        or len(fields.get("address", "")) > MAX_TEXT["address"]
+        or len(fields.get("reporter", "")) > MAX_TEXT["reporter"]
+        or len(fields.get("source", "")) > MAX_TEXT["source"]
+        or "\ufffd" in "".join(fields.values())
+    ):  # fmt: skip
+        return None
+    return int(ts), y, x, status, severity
 
 
 @dataclass

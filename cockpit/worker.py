@@ -13,6 +13,7 @@ Nothing is lost and nothing counts twice:
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import socket
@@ -209,8 +210,14 @@ class Worker:
             pass  # someone else settled it
 
     def _geography(self) -> Geography:
-        self._geo = load_geography(self.r)
-        return self._geo
+        geo = load_geography(self.r)
+        if geo is not self._geo:
+            # The grids' hundreds of thousands of long-lived objects would otherwise be walked
+            # by every full garbage collection, which a batch's many short-lived dicts trigger.
+            gc.collect()
+            gc.freeze()
+            self._geo = geo
+        return geo
 
     # -- housekeeping -------------------------------------------------------------------
     def claim_stale(self) -> int:

@@ -5,9 +5,9 @@ incident's latest update, is a duplicate and counts once (the latest ``ts`` wins
 
 from __future__ import annotations
 
-import json
 import time
 
+import msgspec
 import numpy as np
 import redis
 
@@ -34,6 +34,7 @@ STATUS_INDEX = {s: i for i, s in enumerate(STATUSES)}
 POINT = np.dtype([("lon", "<f4"), ("lat", "<f4"), ("grid", "<i4"), ("sev", "i1"), ("cat", "i1"),
                   ("pad", "<i2")])  # fmt: skip
 OPTIONAL = ("text", "address", "reporter", "source")
+_encode = msgspec.json.Encoder().encode  # ~20x faster than json.dumps per state; same JSON
 
 
 def prepare_incidents(
@@ -66,17 +67,29 @@ def prepare_incidents(
     new_rows: list[int] = []
     updates: list[tuple[int, dict, str]] = []  # (row, state before, old status)
     duplicates = 0
-    for row, k in enumerate(inside):
+    # plain lists: indexing numpy arrays one scalar at a time costs more than the work
+    ts_ms, grid_of = checked.ts_ms.tolist(), pos.tolist()
+    lat, lon, sev = checked.lat.tolist(), checked.lon.tolist(), checked.severity.tolist()
+    for row, k in enumerate(inside.tolist()):
         inc_id, status = ids[row], checked.status[k]
         state = current.get(inc_id)
         if state is None:
             new_rows.append(k)
-            current[inc_id] = _new_state(checked, k, geo.grid_ids[pos[k]], fields_of)
-        elif state["s"] == status or checked.ts_ms[k] <= state.get("u", state["t"]):
+            state = {
+                "id": inc_id, "s": status, "c": checked.category[k],
+                "g": geo.grid_ids[grid_of[k]], "t": ts_ms[k], "v": sev[k],
+                "lat": round(lat[k], 6), "lon": round(lon[k], 6),
+            }  # fmt: skip
+            fields = fields_of[checked.entry_ids[k]]
+            for name in OPTIONAL:
+                if fields.get(name):
+                    state[name] = fields[name]
+            current[inc_id] = state
+        elif state["s"] == status or ts_ms[k] <= state.get("u", state["t"]):
             duplicates += 1  # a resend, or an update older than what we hold: last ts wins
         else:
             updates.append((k, state, state["s"]))
-            current[inc_id] = {**state, "s": status, "u": int(checked.ts_ms[k])}
+            current[inc_id] = {**state, "s": status, "u": ts_ms[k]}
     for inc_id in unique_ids:
         state = current[inc_id]
         if state is stored.get(inc_id):
@@ -85,7 +98,7 @@ def prepare_incidents(
         day = place[0] if place else max(int(state["t"]) // DAY_MS, oldest_day)
         expire = (day + 1) * 86_400 + STATE_DAYS * 86_400
         batch.state(f"{INCIDENT_STATE}{day}", expire, inc_id, before[inc_id],
-                    json.dumps(state, ensure_ascii=False, separators=(",", ":")))  # fmt: skip
+                    _encode(state).decode())  # fmt: skip
     _count_new(batch, geo, checked, pos, np.array(new_rows, dtype=np.int64), now_ms)
     _count_updates(batch, geo, checked, updates)
     if duplicates:
@@ -93,17 +106,6 @@ def prepare_incidents(
     batch.n_valid = len(new_rows) + len(updates)
     batch.max_ts_ms = int(checked.ts_ms[inside].max())
     return batch
-
-
-def _new_state(checked, k: int, grid_id: str, fields_of: dict) -> dict:  # type: ignore[no-untyped-def]
-    state = {
-        "id": checked.ids[k], "s": checked.status[k], "c": checked.category[k], "g": grid_id,
-        "t": int(checked.ts_ms[k]), "v": int(checked.severity[k]),
-        "lat": round(float(checked.lat[k]), 6), "lon": round(float(checked.lon[k]), 6),
-    }  # fmt: skip
-    fields = fields_of[checked.entry_ids[k]]
-    state.update({name: fields[name] for name in OPTIONAL if fields.get(name)})
-    return state
 
 
 def _count_new(batch: Batch, geo: Geography, checked, pos, rows, now_ms: int) -> None:  # type: ignore[no-untyped-def]
@@ -131,13 +133,14 @@ def _count_new(batch: Batch, geo: Geography, checked, pos, rows, now_ms: int) ->
         batch.append(f"{INCIDENT_POINTS}{geo.version[:8]}:{m}", points[mine].tobytes(), expire)
     # the point layer's index, per street
     streets = geo.grid_street[grid_pos]
+    row_ts, row_grid, row_list = checked.ts_ms[rows].tolist(), grid_pos.tolist(), rows.tolist()
+    grid_ids, inc_ids = geo.grid_ids, checked.ids
     for street in np.unique(streets):
-        mine = np.flatnonzero(streets == street)
         members = [
-            (int(checked.ts_ms[rows[j]]), f"{geo.grid_ids[grid_pos[j]]}|{checked.ids[rows[j]]}")
-            for j in mine
+            (row_ts[j], f"{grid_ids[row_grid[j]]}|{inc_ids[row_list[j]]}")
+            for j in np.flatnonzero(streets == street).tolist()
         ]
-        batch.sorted_add(INCIDENT_RECENT + street, members, now_ms - RECENT_MS)
+        batch.index_add(INCIDENT_RECENT + street, members, now_ms - RECENT_MS)
 
 
 def _count_updates(batch: Batch, geo: Geography, checked, updates) -> None:  # type: ignore[no-untyped-def]
