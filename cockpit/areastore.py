@@ -19,6 +19,7 @@ from geo.reference import ReferenceData
 AREAS_KEY = "cockpit:geo:areas"
 VERSION_KEY = "cockpit:geo:version"
 REFERENCE_KEY = "cockpit:geo:reference"
+REFERENCE_VERSION_KEY = "cockpit:geo:reference:version"
 GAUGE_IDS_KEY = "cockpit:geo:gauges"
 
 
@@ -114,9 +115,12 @@ def known_gauges(client: redis.Redis) -> set[str] | None:
 
 
 def save_reference(client: redis.Redis, reference: ReferenceData) -> str:
-    """Store reference data (gauges, sites, zones); the worker validates gauge ids against it."""
+    """Store reference data (gauges, sites, zones), replacing what was there in one transaction:
+    the data, its version (the alert engine polls that small key) and the gauge ids the worker
+    validates readings against change together."""
     with client.pipeline(transaction=True) as pipe:
         pipe.set(REFERENCE_KEY, reference.to_bytes())
+        pipe.set(REFERENCE_VERSION_KEY, reference.version)
         pipe.delete(GAUGE_IDS_KEY)
         if len(reference.gauges):
             pipe.sadd(GAUGE_IDS_KEY, *reference.gauges.index.tolist())

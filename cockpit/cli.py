@@ -74,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--backfill", type=int, default=60, metavar="MINUTES",
         help="on a fresh start, write this many minutes of past feed first (default 60; 0: none)",
     )  # fmt: skip
+    demo.add_argument(
+        "--no-simulator", dest="simulator", action="store_false",
+        help="start no live feed: the map shows only what is written to the input streams",
+    )  # fmt: skip
     demo.set_defaults(handler=cmd_demo)
 
     serve = sub.add_parser(
@@ -164,6 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     ingest.add_argument("--events", type=int, default=200_000, help="events per run")
     ingest.add_argument("--batch", type=int, default=20_000, help="worker batch size")
+    ingest.add_argument(
+        "--workers", type=int, nargs="+", default=[2],
+        help="also measure this many worker processes side by side in one group (default 2)",
+    )  # fmt: skip
     ingest.set_defaults(handler=lambda a, s: _bench_ingest(a))
 
     from cockpit.cli_users import register as register_user_commands
@@ -172,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     from cockpit.cli_alerts import register as register_alert_commands
 
     register_alert_commands(sub, common)
+    from cockpit.cli_reference import register as register_reference_commands
+
+    register_reference_commands(sub, common)
     return parser
 
 
@@ -248,11 +259,12 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         py = [sys.executable, "-m", "cockpit"]
         children.append(subprocess.Popen([*py, "worker"], env=env))
         children.append(subprocess.Popen([*py, "alerts", "run"], env=env))
-        children.append(
-            subprocess.Popen(
-                [*py, "simulate", "--rate", str(args.rate), "--seed", str(seed)], env=env
-            )  # fmt: skip
-        )
+        if args.simulator:
+            children.append(
+                subprocess.Popen(
+                    [*py, "simulate", "--rate", str(args.rate), "--seed", str(seed)], env=env
+                )  # fmt: skip
+            )
         os.environ.update(COCKPIT_REDIS_URL=redis_url, COCKPIT_SECRET_KEY=settings.secret_key)
         return _serve(settings, args.web_workers)
     finally:

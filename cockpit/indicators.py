@@ -41,7 +41,8 @@ Safety-satisfaction index
   Below ``MIN_SAMPLE`` (30) answers the index has no number ("not enough answers"); ``n`` is
   always shown. The survey period is the range's days, but at least the last 7 local days
   (24 hours of answers are too few to say anything). The trend is per local day
-  (``cockpit:agg:survey:d:{day}``), with the same minimum per day.
+  (``cockpit:agg:survey:d:{day}``), with the same minimum per day. The live map's ``ssi``
+  metric is this combined index over the last 7 local days (:func:`map_survey_index`).
 """
 
 from __future__ import annotations
@@ -245,6 +246,29 @@ def survey_index(
     return {
         a: SurveyIndex(int(n), int(safe), int(sat), min_sample)
         for a, (n, safe, sat) in zip(areas, totals.tolist(), strict=True)
+    }
+
+
+def map_survey_index(
+    client: redis.Redis, now_ms: int, min_sample: int = MIN_SAMPLE
+) -> dict[str, SurveyIndex]:
+    """Every area's pooled index over the last 7 local days (the ``7d`` range's period): the
+    live map's ``ssi`` metric, so the map and the leader view show the same number."""
+    days = survey_days(RANGES["7d"], now_ms)
+    with client.pipeline(transaction=False) as pipe:
+        for day in days:
+            pipe.hgetall(f"{SURVEY_DAY}{day}")
+        replies = pipe.execute()
+    sums: dict[str, dict[str, int]] = {}
+    for reply in replies:
+        for key, value in reply.items():
+            area, _, metric = key.decode().rpartition("|")
+            if metric in ("n", "safe", "satisfied"):
+                totals = sums.setdefault(area, {})
+                totals[metric] = totals.get(metric, 0) + int(value)
+    return {
+        area: SurveyIndex(t.get("n", 0), t.get("safe", 0), t.get("satisfied", 0), min_sample)
+        for area, t in sums.items()
     }
 
 

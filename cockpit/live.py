@@ -9,11 +9,13 @@ hundred bytes a tick instead of every grid's value.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 
 import redis
 
-from cockpit.aggregates import ALL, IncidentAggregates, survey_index
+from cockpit.aggregates import ALL, IncidentAggregates
+from cockpit.indicators import map_survey_index
 
 SNAPSHOT = "cockpit:snap:"
 SNAPSHOT_TTL_S = 60
@@ -29,9 +31,14 @@ METRICS: dict[str, tuple[str, str]] = {
 
 
 def metric_values(
-    client: redis.Redis, metric: str, category: str = ALL, window: str = "1h"
+    client: redis.Redis,
+    metric: str,
+    category: str = ALL,
+    window: str = "1h",
+    now_ms: int | None = None,
 ) -> dict[str, float]:
-    """Values per area id (every level) for a map metric."""
+    """Values per area id (every level) for a map metric; ``ssi`` is the leader view's
+    safety-satisfaction index (:mod:`cockpit.indicators`), over the last 7 local days."""
     agg = IncidentAggregates(client)
     if metric == "incidents":
         return dict(agg.window_counts(window, category))
@@ -46,11 +53,12 @@ def metric_values(
             if n >= MIN_RESOLUTION_BASE
         }
     if metric == "ssi":
-        out = {}
-        for area, v in survey_index(client).items():
-            if v.get("safety_index") is not None:
-                out[area] = round((v["safety_index"] + v["satisfaction_index"]) / 2, 1)
-        return out
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        return {
+            area: round(index.combined, 1)
+            for area, index in map_survey_index(client, now_ms).items()
+            if index.combined is not None
+        }
     raise ValueError(f"unknown metric {metric!r}")
 
 

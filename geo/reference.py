@@ -175,6 +175,18 @@ def _frame(records: list[dict[str, Any]], schema: dict[str, str]) -> gpd.GeoData
     return frame
 
 
+def reference_from_records(
+    layers: dict[str, list[dict[str, Any]]], truck_hours: tuple[str, str] = TRUCK_HOURS
+) -> ReferenceData:
+    """Reference data from plain records per layer: ``id`` and the layer's columns (see the
+    module docstring), geometry columns as shapely geometries. Layers left out are empty."""
+    unknown = set(layers) - set(_SCHEMA)
+    if unknown:
+        raise ValueError(f"unknown reference layers: {', '.join(sorted(unknown))}")
+    frames = {name: _frame(layers.get(name, []), schema) for name, schema in _SCHEMA.items()}
+    return ReferenceData(**frames, truck_hours=truck_hours)
+
+
 # -- generation ----------------------------------------------------------------------------
 
 

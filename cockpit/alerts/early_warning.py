@@ -21,6 +21,15 @@ Rising risk (per grid, optionally per category)
     little optimistic for short histories; with a week of hourly history the measured false
     alarm rate on simulated normal days stays under 0.001 per grid-hour (test ew003).
 
+    The dedup key names the grid, the category and the surge's onset in event time, never the
+    clock of the engine that noticed it: the caller gives the end of the counted hour
+    (``window_end``, a minute boundary of the incidents' own timestamps) and the counts of the
+    hours ending 1, 2, ... minutes earlier (``earlier``); the onset is the end of the first of
+    those windows that passed the raise test, within the run of windows back to the last one
+    that would have cleared. Two engines (or one restarted after it raised but before it saved
+    its state) that judge the same surge seconds or minutes apart build the same key, and the
+    store's SET NX keeps one alert. (Incidents arriving minutes late can still move the onset.)
+
 Dispute escalation (per normalised address)
     Three or more disputes at the same normalised address within 7 days raise one warning
     (矛盾纠纷升级预警); it clears when the count in the window falls below the threshold again.
@@ -72,6 +81,10 @@ def poisson_sf(k: int, lam: float) -> float:
     return max(0.0, 1.0 - sum(math.exp(log_pmf(i)) for i in range(k)))
 
 
+#: Spacing (s) of the windows the caller counts before the current one (minute buckets).
+ONSET_STEP_S = 60.0
+
+
 def baseline_rate(history: Sequence[int], alpha: float = 1.0, beta: float = 1.0) -> float:
     """Posterior mean hourly rate: (alpha + sum(history)) / (beta + len(history))."""
     return (alpha + float(sum(history))) / (beta + len(history))
@@ -111,6 +124,32 @@ class RisingRiskRule:
         lam = baseline_rate(history, self.alpha, self.beta)
         return poisson_sf(int(observed), lam), lam
 
+    def would_raise(self, observed: int, history: Sequence[int]) -> bool:
+        """Whether ``observed`` against ``history`` passes the raise test."""
+        return observed >= self.min_count and self.surprise(observed, history)[0] < self.p_raise
+
+    def onset(
+        self,
+        observed: int,
+        history: Sequence[int],
+        window_end: float,
+        earlier: Sequence[int] = (),
+        step_s: float = ONSET_STEP_S,
+    ) -> float:
+        """Event time the surge began: the end of the earliest window that passed the raise test
+        since the last window that would have cleared (see the module docstring).
+
+        ``earlier[j]`` is the count of the window ending ``(j + 1) * step_s`` before
+        ``window_end``; with none, the onset is ``window_end``.
+        """
+        found = window_end
+        for j, count in enumerate(earlier, start=1):
+            if self.surprise(int(count), history)[0] >= self.p_clear:
+                break  # a window that would have cleared: the surge began after it
+            if self.would_raise(int(count), history):
+                found = window_end - j * step_s
+        return found
+
     def evaluate(
         self,
         state: RisingRiskState | None,
@@ -119,8 +158,16 @@ class RisingRiskRule:
         history: Sequence[int],
         now: float,
         category: str = "all",
+        *,
+        window_end: float | None = None,
+        earlier: Sequence[int] = (),
     ) -> tuple[RisingRiskState, list[AlertEvent]]:
-        """Decide for one grid; returns the new state and a raise or clear event, if any."""
+        """Decide for one grid; returns the new state and a raise or clear event, if any.
+
+        ``now`` stamps the events. ``window_end`` (event time; default ``now``) and ``earlier``
+        (counts of the windows ending 1, 2, ... minutes before it) name the situation by its
+        onset, so whoever evaluates it, whenever, builds the same dedup key.
+        """
         st = replace(state) if state is not None else RisingRiskState(grid, category)
         p, lam = self.surprise(observed, history)
         data = {"observed": int(observed), "baseline": round(lam, 4), "p": p, "category": category}
@@ -128,7 +175,10 @@ class RisingRiskRule:
         if st.alert_key is None:
             if p >= self.p_raise or observed < self.min_count:
                 return st, []
-            st.alert_key = f"rising_risk:{grid}:{category}:{now:.0f}"
+            end = now if window_end is None else window_end
+            began = self.onset(observed, history, end, earlier)
+            st.alert_key = f"rising_risk:{grid}:{category}:{began:.0f}"
+            data["onset"] = began
             usual = f"{lam:.1f}"
             return st, [
                 AlertEvent(

@@ -64,7 +64,13 @@ from cockpit.alerts.escalation import DEFAULT_POLICY, EscalationPolicy, escalate
 from cockpit.alerts.model import Alert, AlertEvent, alert_id, apply_event, transition
 from cockpit.alerts.rules import FloodRule, FloodState, TruckPing, TruckRule, TruckState
 from cockpit.apply import HEALTH, INC_PREFIX
-from cockpit.areastore import REFERENCE_KEY, Geography, NoAreasError, load_geography
+from cockpit.areastore import (
+    REFERENCE_KEY,
+    REFERENCE_VERSION_KEY,
+    Geography,
+    NoAreasError,
+    load_geography,
+)
 from cockpit.contract import (
     DEADLETTER,
     GAUGES,
@@ -204,6 +210,7 @@ class AlertEngine:
         self._ref_raw: bytes | None = None
         self._ref: ReferenceData | None = None
         self._ref_checked = -1e18
+        self._ref_version: bytes | None = None
         self._flood: dict[str, FloodRule] = {}
         self._gauge_grids: dict[str, list[str]] = {}
         self._truck_rule: TruckRule | None = None
@@ -355,11 +362,19 @@ class AlertEngine:
         return load_geography(self.r)
 
     def _reference(self) -> ReferenceData | None:
-        """The reference data, re-read at most once a minute; rules rebuilt when it changed."""
-        mono = time.monotonic()
-        if mono - self._ref_checked < 60.0:
-            return self._ref
-        self._ref_checked = mono
+        """The reference data; rules rebuilt when it changed. A new import is seen by the next
+        batch (one GET of the small version key); data stored without a version key (by an
+        older release) is re-read at most once a minute."""
+        version = self.r.get(REFERENCE_VERSION_KEY)
+        if version is not None:
+            if version == self._ref_version:
+                return self._ref
+        else:
+            mono = time.monotonic()
+            if mono - self._ref_checked < 60.0:
+                return self._ref
+            self._ref_checked = mono
+        self._ref_version = version
         raw = self.r.get(REFERENCE_KEY)
         if raw == self._ref_raw:
             return self._ref
@@ -572,30 +587,41 @@ class AlertEngine:
         self._history = (hour, grids, matrix)
         return (grids, matrix) if len(matrix) >= self.config.min_history_hours else None
 
-    def _last_hour(self, now: float, geo: Geography) -> dict[str, int]:
-        """Incidents per grid over the 60 minutes before ``now`` (minute buckets, one pipe)."""
-        minute = int(now // 60)
+    def _minutes(self, first: int, last: int, geo: Geography) -> dict[str, np.ndarray]:
+        """Per grid, incidents in each minute bucket from ``first`` to ``last`` (event time,
+        oldest first; one pipe). Grids without incidents are left out."""
         with self.r.pipeline(transaction=False) as pipe:
-            for m in range(minute - 59, minute + 1):
+            for m in range(first, last + 1):
                 pipe.hgetall(f"{INC_PREFIX}m:{m}:all")
             buckets = pipe.execute()
         index = geo.grid_index
-        out: dict[str, int] = {}
-        for bucket in buckets:
+        out: dict[str, np.ndarray] = {}
+        for row, bucket in enumerate(buckets):
             for area, count in bucket.items():
                 grid = _s(area)
                 if grid in index:
-                    out[grid] = out.get(grid, 0) + int(count)
+                    if grid not in out:
+                        out[grid] = np.zeros(len(buckets), dtype=np.int64)
+                    out[grid][row] += int(count)
         return out
 
     def check_rising(self, now: float, geo: Geography) -> None:
-        """Rising risk per grid: the last hour against the grid's own hourly history."""
+        """Rising risk per grid: the last hour against the grid's own hourly history.
+
+        The hour counted is the 60 minute buckets up to the one holding ``now``; the situation
+        is named by its onset in event time (see :mod:`cockpit.alerts.early_warning`), for which
+        the hour before is read only when a grid is about to raise.
+        """
         history = self._hour_history(int(now // 3600), geo)
         if history is None:
             return
         grids, matrix = history
         column = {g: i for i, g in enumerate(grids)}
-        observed = self._last_hour(now, geo)
+        minute = int(now // 60)
+        window_end = (minute + 1) * 60.0
+        recent = self._minutes(minute - 59, minute, geo)
+        observed = {g: int(counts.sum()) for g, counts in recent.items()}
+        older: dict[str, np.ndarray] | None = None
         rule = self.config.rising
         states = store.load_states(self.r, "rising")
         # a grid with fewer than min_count incidents cannot raise; only open ones can clear
@@ -608,7 +634,15 @@ class AlertEngine:
             doc = states.get(grid)
             state = RisingRiskState.from_dict(doc) if doc else None
             series = matrix[:, column[grid]].tolist()
-            state, events = rule.evaluate(state, grid, observed.get(grid, 0), series, now)
+            count = observed.get(grid, 0)
+            earlier: list[int] = []
+            if (state is None or state.alert_key is None) and rule.would_raise(count, series):
+                if older is None:
+                    older = self._minutes(minute - 118, minute - 60, geo)
+                earlier = _earlier_windows(older.get(grid), recent[grid])
+            state, events = rule.evaluate(
+                state, grid, count, series, now, window_end=window_end, earlier=earlier
+            )
             for event in events:
                 self.apply(event, [grid], geo)
             if state.alert_key:
@@ -641,6 +675,16 @@ class AlertEngine:
             except store.Conflict:
                 pass  # someone acted on it meanwhile; the next timer looks again
         return moved
+
+
+def _earlier_windows(older: np.ndarray | None, recent: np.ndarray) -> list[int]:
+    """Counts of the 60-minute windows ending 1, 2, ... 59 minutes before the last minute of
+    ``recent`` (60 buckets), given the 59 buckets before it (``older``; None: all zero)."""
+    before = older if older is not None else np.zeros(len(recent) - 1, dtype=np.int64)
+    run = np.concatenate([[0], np.cumsum(np.concatenate([before, recent]))])
+    width = len(recent)
+    ends = np.arange(len(run) - 2, width - 1, -1)  # window ends, newest earlier one first
+    return [int(run[e] - run[e - width]) for e in ends]
 
 
 def _s(value: Any) -> str:

@@ -21,9 +21,11 @@ Muck trucks (per truck)
     - dumping_suspected: loaded and stopped for ``stop_minutes`` outside every building site
       and approved disposal site. Stopped means every ping stays within ``stop_radius_m`` of
       where the stop began; a ping reporting speed < ``stop_speed_kmh`` also counts as stopped
-      (GPS drift moves a parked truck's fix), but never moves the stop's anchor. One alert per
-      stop, at the stop's anchor point; it does not clear when the truck leaves (the waste
-      stays), an officer resolves it.
+      (GPS drift moves a parked truck's fix). The stop's anchor is its first stopped ping: a
+      candidate that began at a ping at driving speed moves to the first slow ping (30 s of
+      driving is ~250 m, often another grid), and later slow pings never move it. One alert
+      per stop, at the anchor; it does not clear when the truck leaves (the waste stays), an
+      officer resolves it.
     - truck_forbidden_zone: one alert per entry into a zone. An exit counts only after the
       truck has been outside the zone for ``zone_exit_s``, so GPS jitter along the edge does not
       make a new entry per ping.
@@ -259,6 +261,8 @@ class TruckState:
     stop_since: float | None = None
     stop_lon: float | None = None
     stop_lat: float | None = None
+    #: the anchor is a ping at driving speed (or of unknown speed): a slow ping replaces it
+    anchor_moving: bool = False
     dumping_key: str | None = None
     #: zone id -> [entered_ts, outside_since_ts or None]
     zones: dict[str, list[float | None]] = field(default_factory=dict)
@@ -409,18 +413,22 @@ class TruckRule:
     def _stop(self, st: TruckState, ping: TruckPing, slow: bool, now: float) -> list[AlertEvent]:
         if not ping.loaded:
             st.stop_since = st.stop_lon = st.stop_lat = st.dumping_key = None
+            st.anchor_moving = False
             return []
         near = st.stop_lon is not None and (
             distance_m(st.stop_lon, st.stop_lat, ping.lon, ping.lat) < self.stop_radius_m
         )
-        if st.stop_since is None or not (near or slow):
-            # a new stop candidate begins here
+        restart = st.stop_since is None or not (near or slow)
+        if restart or (slow and st.anchor_moving and st.dumping_key is None):
+            # a new stop candidate begins here; or the truck has just slowed down, and the stop
+            # is where it stands now, not where the last ping at driving speed was
             st.stop_since, st.stop_lon, st.stop_lat, st.dumping_key = (
                 ping.ts,
                 ping.lon,
                 ping.lat,
                 None,
             )
+            st.anchor_moving = not slow
             return []
         if st.dumping_key is not None or ping.ts - st.stop_since < self.stop_minutes * 60:
             return []

@@ -7,7 +7,9 @@ import math
 
 import numpy as np
 import pytest
+import redis
 
+from cockpit.alerts import store
 from cockpit.alerts.early_warning import (
     DisputeRule,
     DisputeState,
@@ -17,7 +19,10 @@ from cockpit.alerts.early_warning import (
     normalise_address,
     poisson_sf,
 )
+from cockpit.alerts.engine import AlertEngine, EngineConfig
 from cockpit.alerts.model import AlertEvent
+from cockpit.apply import INC_PREFIX
+from cockpit.areastore import Geography
 
 T0 = 1_781_000_000.0
 HOUR = 3600.0
@@ -154,3 +159,74 @@ def test_ew009_spread_out_or_redelivered_disputes_do_not_warn() -> None:
         state, out = rule.evaluate(state, "inc-x", "前洲街道前洲路1号", T0, now=T0)
         events += out
     assert events == [] and state is not None and len(state.incidents) == 1
+
+
+# -- one rising-risk situation, one key, whoever judges it when --------------------------------
+
+#: A grid with one incident an hour for two days, then one every 5 minutes (12 in an hour).
+SURGE_HISTORY = [1] * 48
+
+
+def _window(per_minute: dict[int, int], last: int) -> int:
+    """Incidents in the 60 minute buckets ending with ``last``."""
+    return sum(per_minute.get(m, 0) for m in range(last - 59, last + 1))
+
+
+def _judge(rule: RisingRiskRule, per_minute: dict[int, int], minute: int, clock: float):
+    """What an engine whose clock reads ``clock`` in ``minute`` decides, from no state."""
+    earlier = [_window(per_minute, minute - j) for j in range(1, 60)]
+    return rule.evaluate(
+        None, "g", _window(per_minute, minute), SURGE_HISTORY, clock,
+        window_end=(minute + 1) * 60.0, earlier=earlier,
+    )  # fmt: skip
+
+
+def test_ew011_the_rising_risk_key_names_the_onset_not_the_engines_clock() -> None:
+    m0 = int(T0 // 60)
+    per_minute = {m0 + 5 * i: 1 for i in range(12)}  # minutes m0 .. m0 + 55
+    # with a baseline of 1 an hour, 6 in an hour is the first count with p < 0.001: the
+    # window ending with the sixth incident's minute (m0 + 25) is the onset
+    onset = (m0 + 25 + 1) * 60.0
+    keys = set()
+    for minute, clock in ((m0 + 55, (m0 + 55) * 60 + 7), (m0 + 56, (m0 + 56) * 60 + 41),
+                          (m0 + 58, (m0 + 58) * 60 + 59.5)):  # fmt: skip
+        _, events = _judge(RisingRiskRule(), per_minute, minute, clock)
+        assert [(e.action, e.at) for e in events] == [("raise", clock)]
+        keys.add(events[0].dedup_key)
+    assert keys == {f"rising_risk:g:all:{onset:.0f}"}
+
+
+def test_ew012_a_surge_after_a_cleared_one_is_a_new_situation() -> None:
+    m0 = int(T0 // 60)
+    first = {m0 + 5 * i: 1 for i in range(12)}
+    # two quiet hours, then a second burst: its onset is its own, not the first one's
+    second = {**first, **{m0 + 180 + 5 * i: 1 for i in range(12)}}
+    _, old = _judge(RisingRiskRule(), first, m0 + 55, 0.0)
+    _, new = _judge(RisingRiskRule(), second, m0 + 235, 0.0)
+    assert old[0].dedup_key != new[0].dedup_key
+    assert new[0].dedup_key == f"rising_risk:g:all:{(m0 + 180 + 25 + 1) * 60:.0f}"
+
+
+def test_ew013_two_engines_over_the_same_feed_raise_rising_risk_once(
+    r: redis.Redis, loaded_city: Geography
+) -> None:
+    now = T0 - T0 % HOUR + 1800 + 20
+    grid = loaded_city.areas.grids.index[200]
+    hour, minute = int(now // HOUR), int(now // 60)
+    for h in range(hour - 49, hour - 1):
+        r.hset(f"{INC_PREFIX}h:{h}:all", mapping={grid: 1})
+    for m in range(minute - 59, minute + 1, 5):
+        r.hset(f"{INC_PREFIX}m:{m}:all", mapping={grid: 1})
+    first = AlertEngine(r, clock=lambda: now, name="first", config=EngineConfig())
+    first.step()
+    (raised,) = store.all_alerts(r)
+    # the first engine dies after raising the alert, before it saved the rule's state; the
+    # second takes over 45 s later (another minute) and judges the same surge again
+    r.delete(f"{store.STATE_PREFIX}rising")
+    first.release()
+    second = AlertEngine(r, clock=lambda: now + 45, name="second", config=EngineConfig())
+    second.step()
+    assert [a.id for a in store.all_alerts(r)] == [raised.id]
+    assert raised.dedup_key == f"rising_risk:{grid}:all:{(minute - 59 + 25 + 1) * 60}"
+    assert raised.raised_at == now  # the engine's (controlled) clock stamps it
+    assert store.load_states(r, "rising")[grid]["alert_key"] == raised.dedup_key

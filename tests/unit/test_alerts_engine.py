@@ -239,9 +239,8 @@ def test_eng005_planted_illegal_dumping_raises_one_alert_at_its_grid(
                                                             "new")  # fmt: skip
     where = Point(planted.lon, planted.lat)
     assert alert.area_grids == brute_force(where, city.areas) and len(alert.area_grids) >= 1
-    # the rule anchors a stop at the last ping before it (up to 30 s of driving, ~250 m at
-    # 30 km/h, before the truck stood still): see the report on TruckRule's anchor
-    assert shape(alert.geometry).distance(where) < 300 / 111_000
+    # the stop is anchored at the first stopped ping: where the truck stood, not ~250 m back
+    assert shape(alert.geometry).distance(where) < 1 / 111_000
     # the truck falls silent: one offline notice, however often the timer looks
     for minutes in (11, 12, 30):
         clock.t = t + minutes * 60

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import geopandas as gpd
+import pandas as pd
 import pytest
-from shapely.geometry import box
+from shapely.geometry import Point, box
 
+from cockpit.alerts.area import distance_m, grids_for_area
 from cockpit.alerts.model import AlertEvent
 from cockpit.alerts.rules import TruckPing, TruckRule, TruckState
+from cockpit.areastore import Geography
+from cockpit.simulator import TruckSimulator
+from geo.reference import generate_reference
 
 SH = ZoneInfo("Asia/Shanghai")
 #: 10:00 local on a June day: outside the permitted hours 20:00-06:00
@@ -194,3 +201,90 @@ def test_trk009_out_of_order_pings_are_ignored() -> None:
 def test_trk010_bad_permitted_hours_are_refused() -> None:
     with pytest.raises(ValueError, match="HH:MM"):
         TruckRule(permitted_hours=("8pm", "06:00"))
+
+
+# -- where a stop is anchored -------------------------------------------------------------------
+
+#: Two grids side by side; their shared edge is the meridian ``EDGE``.
+EDGE = 120.26
+GRIDS = gpd.GeoDataFrame(
+    geometry=[box(EDGE - 0.01, 31.69, EDGE, 31.71), box(EDGE, 31.69, EDGE + 0.01, 31.71)],
+    index=pd.Index(["grid-A", "grid-B"], name="id"),
+    crs="EPSG:4326",
+)
+M_PER_DEG_LON = 111_320.0 * math.cos(math.radians(LAT))
+
+
+def test_trk011_a_stop_is_anchored_where_the_truck_stands_not_at_its_last_moving_ping() -> None:
+    # driving east at 30 km/h (250 m per 30 s ping); the last ping at speed is 100 m inside
+    # grid A, the next one finds the truck stopped 150 m inside grid B, where it stays 20 min
+    step = 250 / M_PER_DEG_LON
+    last_moving = EDGE - 100 / M_PER_DEG_LON
+    approach = [
+        TruckPing("T1", NIGHT + i * 30, last_moving - (9 - i) * step, LAT, 30.0, True)
+        for i in range(10)
+    ]
+    stop_lon = EDGE + 150 / M_PER_DEG_LON
+    stopped = [
+        TruckPing("T1", NIGHT + 300 + i * 30, stop_lon, LAT, 0.0, True) for i in range(40)
+    ]
+    _, events = feed(approach + stopped)
+    assert [e.kind for e in events] == ["dumping_suspected"]
+    (event,) = events
+    assert grids_for_area(event.geometry, GRIDS) == ["grid-B"]
+    assert event.geometry == {"type": "Point", "coordinates": (stop_lon, LAT)}
+    # the stop began when the truck stood still: 15 minutes from then, not from the last move
+    assert event.dedup_key == f"dumping_suspected:T1:{NIGHT + 300:.0f}"
+    assert event.at == NIGHT + 300 + 15 * 60 + 1
+
+
+def test_trk012_gps_drift_after_the_anchor_never_moves_it() -> None:
+    # stopped, then slow pings drifting up to 40 m: the anchor stays at the first slow ping
+    approach = driving(NIGHT, 2)
+    stop = (approach[-1].lon + 0.002, LAT)
+    drift = [
+        TruckPing("T1", NIGHT + 120 + i * 30, stop[0] + (i % 5) * 10 / M_PER_DEG_LON, LAT, 1.0,
+                  True)  # fmt: skip
+        for i in range(40)
+    ]
+    _, events = feed(approach + drift)
+    assert [e.geometry for e in events] == [{"type": "Point", "coordinates": stop}]
+
+
+@pytest.fixture(scope="module")
+def nights(demo_areas):
+    """Every truck's pings (every 30 s) over three nights of the seed-7 simulator, through the
+    rule the alert engine builds from the reference data; and the planted ground truth."""
+    reference = generate_reference(demo_areas, seed=7)
+    sim = TruckSimulator(reference, Geography(demo_areas), seed=7)
+    rule = TruckRule(
+        permitted_hours=tuple(reference.truck_hours),  # type: ignore[arg-type]
+        sites=(*reference.building_sites.geometry, *reference.disposal_sites.geometry),
+        forbidden_zones=dict(zip(reference.forbidden_zones.index,
+                                 reference.forbidden_zones.geometry, strict=True)),
+    )  # fmt: skip
+    evening = datetime(2026, 7, 6, 18, 0, tzinfo=SH).timestamp()
+    states: dict[str, TruckState] = {}
+    events: list[AlertEvent] = []
+    for k in range(3 * 86400 // 30):
+        for p in sim.positions(evening + 30 * k):
+            ping = TruckPing(p["truck"], int(p["ts"]) / 1000, float(p["lon"]), float(p["lat"]),
+                             float(p["speed_kmh"]), p["loaded"] == "1")  # fmt: skip
+            states[ping.truck], out = rule.evaluate(states.get(ping.truck), ping, ping.ts + 1)
+            events += out
+    planted = sim.planted_between(evening, evening + 3 * 86400)
+    return events, planted
+
+
+def test_trk013_every_planted_dumping_alert_lands_in_the_planted_grid(nights, demo_areas) -> None:
+    events, planted = nights
+    dumps = [p for p in planted if p.kind == "dumping"]
+    assert len(dumps) == 9, "three a night"
+    alerts = [e for e in events if e.kind == "dumping_suspected"]
+    assert sorted(e.source_ref for e in alerts) == sorted(p.truck for p in dumps)
+    for p in dumps:
+        (alert,) = [e for e in alerts if e.source_ref == p.truck
+                    and p.start_t <= e.data["stop_since"] <= p.end_t]  # fmt: skip
+        where = Point(p.lon, p.lat)
+        assert grids_for_area(alert.geometry, demo_areas) == grids_for_area(where, demo_areas)
+        assert distance_m(*alert.geometry["coordinates"], p.lon, p.lat) < 1.0, p

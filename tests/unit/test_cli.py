@@ -13,7 +13,8 @@ from cockpit.areastore import load_geography
 
 COMMANDS = [[], ["demo"], ["serve"], ["worker"], ["simulate"], ["grids"], ["grids", "import"],
             ["grids", "demo"], ["status"], ["bench"], ["bench", "ingest"], ["users"],
-            ["users", "add"], ["wall-token"], ["wall-token", "create"]]  # fmt: skip
+            ["users", "add"], ["wall-token"], ["wall-token", "create"], ["reference"],
+            ["reference", "import"], ["reference", "export"], ["reference", "demo"]]  # fmt: skip
 
 
 def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -19,6 +19,7 @@ from cockpit.indicators import (
     point_buckets,
     range_spec,
 )
+from cockpit.live import metric_values
 from cockpit.worker import Worker
 
 MIN = 60_000
@@ -244,3 +245,24 @@ def test_ind004_index_pooled_minimum_sample_and_daily_trend(r, city):
     # the 200-day-old answer is in no period shown; the 90-day index has the same 35
     assert area_report(r, street, [], "90d", now).area.survey.n == 35
     assert area_report(r, "wx", [], "30d", now).area.survey.n == 35
+
+
+def test_ind010_the_maps_ssi_is_the_leader_views_index(r, city):
+    feed, now = city["feed"], city["now"]
+    g1, g2 = city["g1"], city["g2"]
+    # g2: 32 answers within the week (20 safe, 24 satisfied); g1: 10 answers; one old answer
+    for k in range(32):
+        feed.answer(g2, now - 1000 - k * 3 * HOUR, 4 if k < 20 else 2, 5 if k < 24 else 1)
+    for _ in range(10):
+        feed.answer(g1, now - 2000, 5, 5)
+    feed.answer(g2, now - 200 * DAY_MS, 1, 1)
+    feed.apply()
+    street, c1, c2 = city["street"], city["c1"], city["c2"]
+    values = metric_values(r, "ssi", now_ms=now)
+    rep = area_report(r, street, [c1, c2], "7d", now)
+    rows = {f.area_id: f.survey for f in rep.children}
+    for area, index in ((street, rep.area.survey), (c2, rows[c2])):
+        assert index.combined is not None
+        assert values[area] == round(index.combined, 1), area
+    assert values[g2] == round(100 * (20 + 24) / (2 * 32), 1)  # the old answer is not in it
+    assert c1 not in values and g1 not in values  # 10 answers: not enough for a number
