@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import redis
 
+from cockpit.cli_common import Commands
 from cockpit.contract import INCIDENTS
 from cockpit.settings import Settings, SettingsError
 
@@ -58,10 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     parser = argparse.ArgumentParser(prog="cockpit", description=DESCRIPTION)
-    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    commands = Commands(parser.add_subparsers(title="commands", metavar="COMMAND"), common)
 
-    demo = sub.add_parser(
-        "demo", parents=[common], help="start Redis, the demo city, a feed, a worker and the app",
+    demo = commands.add(
+        "demo", cmd_demo, help="start Redis, the demo city, a feed, a worker and the app",
         description="Start everything a first look needs: the embedded Redis (unless "
         "COCKPIT_REDIS_URL is set), the demo city, an incident simulator, a worker and the web "
         "app; prints the URL. Ctrl-C stops it all.",
@@ -78,17 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-simulator", dest="simulator", action="store_false",
         help="start no live feed: the map shows only what is written to the input streams",
     )  # fmt: skip
-    demo.set_defaults(handler=cmd_demo)
 
-    serve = sub.add_parser(
-        "serve", parents=[common], help="serve the web app with gunicorn",
+    serve = commands.add(
+        "serve", cmd_serve, help="serve the web app with gunicorn",
         description="Serve the web app (several gunicorn worker processes; all state in Redis).",
     )  # fmt: skip
     _add_serve_flags(serve)
-    serve.set_defaults(handler=cmd_serve)
 
-    worker = sub.add_parser(
-        "worker", parents=[common], help="consume the input streams and keep the aggregates",
+    worker = commands.add(
+        "worker", cmd_worker, help="consume the input streams and keep the aggregates",
         description="Join the consumer group 'cockpit' and apply incidents to the aggregates. "
         "Run several for more throughput; each entry counts once.",
     )  # fmt: skip
@@ -103,10 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--retention-hours", type=float, default=24.0,
         help="trim raw input streams to this age; never past unprocessed entries (default 24)",
     )  # fmt: skip
-    worker.set_defaults(handler=cmd_worker)
 
-    sim = sub.add_parser(
-        "simulate", parents=[common], help="write a realistic demo feed",
+    sim = commands.add(
+        "simulate", cmd_simulate, help="write a realistic demo feed",
         description="Write demo incidents to cockpit:in:incidents. Same seed, same feed.",
     )  # fmt: skip
     sim.add_argument("--rate", type=float, default=20.0, help="incidents per second (default 20)")
@@ -121,12 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--feeds", default="incidents,gauges,trucks,surveys",
         help="comma-separated feeds to write (default all four)",
     )  # fmt: skip
-    sim.set_defaults(handler=cmd_simulate)
 
-    grids = sub.add_parser("grids", help="load management grids", description="Load grids.")
-    gsub = grids.add_subparsers(title="grid commands", metavar="COMMAND")
-    imp = gsub.add_parser(
-        "import", parents=[common], help="import a GeoJSON, GeoPackage or Shapefile of grids",
+    grids = commands.group("grids", help="load management grids", description="Load grids.",
+                           title="grid commands")  # fmt: skip
+    imp = grids.add(
+        "import", cmd_grids_import, help="import a GeoJSON, GeoPackage or Shapefile of grids",
         description="Read a grid file, check and repair it, reproject to EPSG:4326 and make it "
         "the cockpit's grids. Columns are found by their usual names or mapped with the flags.",
     )  # fmt: skip
@@ -137,27 +134,27 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--parent-col", help="column with the parent area's id")
     imp.add_argument("--level-col", help="column with the level (city … grid)")
     imp.add_argument("--dry-run", action="store_true", help="check the file, store nothing")
-    imp.set_defaults(handler=cmd_grids_import)
-    gdemo = gsub.add_parser(
-        "demo", parents=[common], help="load the generated demo city",
+    gdemo = grids.add(
+        "demo", cmd_grids_demo, help="load the generated demo city",
         description="Generate the demo city (deterministic for a seed) and make it the grids.",
     )  # fmt: skip
     gdemo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     gdemo.add_argument("--scale", type=float, default=1.0, help="size factor (default 1)")
-    gdemo.set_defaults(handler=cmd_grids_demo)
-    grids.set_defaults(handler=lambda a, s: grids.print_help() or 2)
 
-    status = sub.add_parser(
-        "status", parents=[common], help="show streams, lag and dead letters",
+    commands.add(
+        "status", cmd_status, help="show streams, lag and dead letters",
         description="Per input stream: length, pending entries, dead letters, applied entries.",
     )  # fmt: skip
-    status.set_defaults(handler=cmd_status)
 
-    bench = sub.add_parser("bench", help="measure throughput (prints JSON)",
-                           description="Benchmarks; results go to BENCHMARKS.md.")  # fmt: skip
-    bsub = bench.add_subparsers(title="benchmarks", metavar="BENCHMARK")
-    ingest = bsub.add_parser(
-        "ingest", help="worker events/s, raw XRANGE and STRtree rates, freshness",
+    # not a Commands.group: ``cockpit bench`` alone has no handler of its own
+    bench = commands.sub.add_parser(
+        "bench", help="measure throughput (prints JSON)",
+        description="Benchmarks; results go to BENCHMARKS.md.",
+    )  # fmt: skip
+    benchmarks = Commands(bench.add_subparsers(title="benchmarks", metavar="BENCHMARK"), common)
+    ingest = benchmarks.add(
+        "ingest", lambda a, s: _bench_ingest(a), shared=False,
+        help="worker events/s, raw XRANGE and STRtree rates, freshness",
         description="Worker throughput for demo cities of the given grid counts, with the raw "
         "XRANGE read rate and shapely STRtree rate measured in the same run, and the p95 time "
         "from XADD to aggregates at 1,000 events/s. Uses its own embedded Redis.",
@@ -172,17 +169,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=int, nargs="+", default=[2],
         help="also measure this many worker processes side by side in one group (default 2)",
     )  # fmt: skip
-    ingest.set_defaults(handler=lambda a, s: _bench_ingest(a))
 
     from cockpit.cli_users import register as register_user_commands
 
-    register_user_commands(sub, common)
+    register_user_commands(commands.sub, common)
     from cockpit.cli_alerts import register as register_alert_commands
 
-    register_alert_commands(sub, common)
+    register_alert_commands(commands.sub, common)
     from cockpit.cli_reference import register as register_reference_commands
 
-    register_reference_commands(sub, common)
+    register_reference_commands(commands.sub, common)
     return parser
 
 

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from cockpit.cli_common import Commands
 from cockpit.settings import Settings
 
 #: Exit codes: 0 done, 1 could not do it (refused input, missing alert), 2 usage.
@@ -15,15 +16,16 @@ EXIT_REFUSED = 1
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add the ``alerts`` command and its subcommands to the ``cockpit`` subparsers."""
-    alerts = subparsers.add_parser(
+    commands = Commands(subparsers, common)
+    alerts = commands.group(
         "alerts", help="run the alert engine, import CAP, list and export alerts",
         description="Alerts: flood gauges, muck trucks, disputes, rising risk and CAP 1.2 "
         "messages, escalated grid -> street -> district -> city until acknowledged.",
+        title="alert commands",
     )  # fmt: skip
-    asub = alerts.add_subparsers(title="alert commands", metavar="COMMAND")
 
-    run = asub.add_parser(
-        "run", parents=[common], help="run the alert engine",
+    run = alerts.add(
+        "run", cmd_alerts_run, help="run the alert engine",
         description="Read gauges, trucks, incidents and cockpit:in:cap in the consumer group "
         "'alerts', run the rules and timers, and keep the alerts in Redis. Several may run: one "
         "leads (a lock in Redis), the others stand by and take over when it stops. Minutes come "
@@ -31,33 +33,28 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         "COCKPIT_ALERT_TIMER_S (30).",
     )  # fmt: skip
     run.add_argument("--name", help="consumer name (default host-pid)")
-    run.set_defaults(handler=cmd_alerts_run)
 
-    imp = asub.add_parser(
-        "import-cap", parents=[common], help="import a CAP 1.2 XML document",
+    imp = alerts.add(
+        "import-cap", cmd_alerts_import_cap, help="import a CAP 1.2 XML document",
         description="Apply one OASIS CAP 1.2 document: Alert creates an alert on the grids its "
         "area covers, Update and Cancel act on the alert they reference. Malformed or hostile "
         "XML (DTDs, entities) is refused with the reason; exit code 1.",
     )  # fmt: skip
     imp.add_argument("file", help="CAP XML file, or - for standard input")
-    imp.set_defaults(handler=cmd_alerts_import_cap)
 
-    lst = asub.add_parser(
-        "list", parents=[common], help="list open alerts (or all)",
+    lst = alerts.add(
+        "list", cmd_alerts_list, help="list open alerts (or all)",
         description="Open alerts, most severe first: id, severity, status, escalation level, "
         "grids and title.",
     )  # fmt: skip
     lst.add_argument("--all", action="store_true", help="include closed alerts (newest first)")
     lst.add_argument("--limit", type=int, default=200, help="at most this many (default 200)")
-    lst.set_defaults(handler=cmd_alerts_list)
 
-    exp = asub.add_parser(
-        "export", parents=[common], help="print an alert as CAP 1.2 XML",
+    exp = alerts.add(
+        "export", cmd_alerts_export, help="print an alert as CAP 1.2 XML",
         description="Write the alert with this id to standard output as a CAP 1.2 document.",
     )  # fmt: skip
     exp.add_argument("id", help="alert id (al-…)")
-    exp.set_defaults(handler=cmd_alerts_export)
-    alerts.set_defaults(handler=lambda a, s: alerts.print_help() or 2)
 
 
 def _client(settings: Settings):  # type: ignore[no-untyped-def]

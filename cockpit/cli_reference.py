@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from cockpit.cli_common import Commands
 from cockpit.settings import Settings
 
 EXIT_REFUSED = 1
@@ -19,16 +20,17 @@ EXIT_REFUSED = 1
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add the ``reference`` command and its subcommands to the ``cockpit`` subparsers."""
-    ref = subparsers.add_parser(
+    commands = Commands(subparsers, common)
+    ref = commands.group(
         "reference", help="load flood gauges, sites, forbidden zones and truck hours",
         description="Reference data the feeds and alert rules use: flood gauges with warning "
         "and danger levels and a rate-of-rise alarm, their catchments, building sites, approved "
         "disposal sites (消纳场), forbidden zones for muck trucks and the trucks' permitted "
-        "hours. Format: docs/reference.md.",
+        "hours. Format: docs/reference.md.", title="reference commands",
     )  # fmt: skip
-    rsub = ref.add_subparsers(title="reference commands", metavar="COMMAND")
-    imp = rsub.add_parser(
-        "import", parents=[common], help="import reference data from GeoJSON or GeoPackage files",
+    imp = ref.add(
+        "import", cmd_reference_import,
+        help="import reference data from GeoJSON or GeoPackage files",
         description="Read one or more files (every layer of a GeoPackage), check them against "
         "the loaded grids, repair what can be repaired, reproject to EPSG:4326 and make them "
         "the cockpit's reference data, replacing all of it in one step. A file it cannot use "
@@ -42,25 +44,21 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         "20:00-06:00 when neither gives them)",
     )  # fmt: skip
     imp.add_argument("--dry-run", action="store_true", help="check the files, store nothing")
-    imp.set_defaults(handler=cmd_reference_import)
 
-    exp = rsub.add_parser(
-        "export", parents=[common], help="write the stored reference data to a file",
+    exp = ref.add(
+        "export", cmd_reference_export, help="write the stored reference data to a file",
         description="Write the stored reference data in the import format: GeoJSON for "
         ".geojson/.json, GeoPackage (layer 'reference') for .gpkg. Importing that file gives "
         "the same data back.",
     )  # fmt: skip
     exp.add_argument("file", help="file to write (.geojson or .gpkg; replaced if it exists)")
-    exp.set_defaults(handler=cmd_reference_export)
 
-    demo = rsub.add_parser(
-        "demo", parents=[common], help="generate the demo reference data for the loaded grids",
+    demo = ref.add(
+        "demo", cmd_reference_demo, help="generate the demo reference data for the loaded grids",
         description="Generate the demo city's reference data (deterministic for a seed) over "
         "the loaded grids and store it, replacing what is there. Meant for the demo city.",
     )  # fmt: skip
     demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
-    demo.set_defaults(handler=cmd_reference_demo)
-    ref.set_defaults(handler=lambda a, s: ref.print_help() or 2)
 
 
 def _client(settings: Settings):  # type: ignore[no-untyped-def]

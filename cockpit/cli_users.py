@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cockpit.cli_common import Commands
 from cockpit.settings import LANGUAGES, Settings
 from cockpit.users import USER_LEVELS
 
@@ -23,14 +24,14 @@ if TYPE_CHECKING:
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add the ``users`` and ``wall-token`` commands to the ``cockpit`` subparsers."""
-    users = subparsers.add_parser(
+    commands = Commands(subparsers, common)
+    users = commands.group(
         "users", help="add, list, disable users and set passwords",
         description="People who may sign in: each has a level, an area (their scope) and a "
-        "language. Passwords are stored as argon2id hashes only.",
+        "language. Passwords are stored as argon2id hashes only.", title="user commands",
     )  # fmt: skip
-    usub = users.add_subparsers(title="user commands", metavar="COMMAND")
-    add = usub.add_parser(
-        "add", parents=[common], help="add a user",
+    add = users.add(
+        "add", cmd_users_add, help="add a user",
         description="Add a user. The area must exist in the loaded grids and be of the user's "
         "level (a grid user may also have a special grid). The password (at least 10 "
         "characters) comes from --password-file, --password-stdin or a prompt.",
@@ -41,57 +42,46 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     add.add_argument("--lang", default="en", choices=LANGUAGES, help="language (default en)")
     add.add_argument("--display", help="display name (default: the user name)")
     _password_flags(add)
-    add.set_defaults(handler=cmd_users_add)
 
-    lst = usub.add_parser("list", parents=[common], help="list users",
-                          description="List users (never their password hashes).")  # fmt: skip
-    lst.set_defaults(handler=cmd_users_list)
+    users.add("list", cmd_users_list, help="list users",
+              description="List users (never their password hashes).")  # fmt: skip
 
-    dis = usub.add_parser(
-        "disable", parents=[common], help="disable a user",
+    dis = users.add(
+        "disable", cmd_users_disable, help="disable a user",
         description="Disable a user: no more sign-ins, and open sessions end at once.",
     )  # fmt: skip
     dis.add_argument("name", help="user name")
-    dis.set_defaults(handler=cmd_users_disable)
 
-    ena = usub.add_parser("enable", parents=[common], help="enable a disabled user",
-                          description="Allow a disabled user to sign in again.")  # fmt: skip
+    ena = users.add("enable", cmd_users_enable, help="enable a disabled user",
+                    description="Allow a disabled user to sign in again.")  # fmt: skip
     ena.add_argument("name", help="user name")
-    ena.set_defaults(handler=cmd_users_enable)
 
-    pw = usub.add_parser(
-        "passwd", parents=[common], help="set a user's password",
+    pw = users.add(
+        "passwd", cmd_users_passwd, help="set a user's password",
         description="Set a new password (at least 10 characters); the user's open sessions end.",
     )  # fmt: skip
     pw.add_argument("name", help="user name")
     _password_flags(pw)
-    pw.set_defaults(handler=cmd_users_passwd)
-    users.set_defaults(handler=lambda a, s: users.print_help() or 2)
 
-    walls = subparsers.add_parser(
+    walls = commands.group(
         "wall-token", help="create, list and revoke wall display links",
         description="A wall token is a revocable, read-only link (/wall/TOKEN) that signs a "
         "display in for one area. It never shows personal data. Only a hash is stored: the "
-        "token is shown once, when it is created.",
+        "token is shown once, when it is created.", title="wall-token commands",
     )  # fmt: skip
-    wsub = walls.add_subparsers(title="wall-token commands", metavar="COMMAND")
-    create = wsub.add_parser("create", parents=[common], help="create a wall link for an area",
-                             description="Create a wall token and print its link.")  # fmt: skip
+    create = walls.add("create", cmd_wall_create, help="create a wall link for an area",
+                       description="Create a wall token and print its link.")  # fmt: skip
     create.add_argument("--area", required=True, help="id of the area the wall shows")
     create.add_argument("--label", help="what the display is, e.g. 'Huishan centre, left'")
     create.add_argument("--lang", default="en", choices=LANGUAGES, help="language (default en)")
-    create.set_defaults(handler=cmd_wall_create)
-    wlist = wsub.add_parser("list", parents=[common], help="list wall tokens",
-                            description="List wall tokens by id (never the token).")  # fmt: skip
-    wlist.set_defaults(handler=cmd_wall_list)
-    revoke = wsub.add_parser(
-        "revoke", parents=[common], help="revoke a wall token",
+    walls.add("list", cmd_wall_list, help="list wall tokens",
+              description="List wall tokens by id (never the token).")  # fmt: skip
+    revoke = walls.add(
+        "revoke", cmd_wall_revoke, help="revoke a wall token",
         description="Revoke a wall token by its id or the first characters of it (from "
         "`cockpit wall-token list`); the display is signed out at its next request.",
     )  # fmt: skip
     revoke.add_argument("token_id", help="token id, or at least its first 6 characters")
-    revoke.set_defaults(handler=cmd_wall_revoke)
-    walls.set_defaults(handler=lambda a, s: walls.print_help() or 2)
 
 
 def _password_flags(p: argparse.ArgumentParser) -> None:

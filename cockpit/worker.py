@@ -35,6 +35,7 @@ from cockpit.areastore import (
     load_geography,
     save_areas,
 )
+from cockpit.consumer import Backoff, StreamConsumer
 from cockpit.contract import GAUGES, GROUP, INCIDENTS, SURVEYS, TRUCKS, Reject, decode_fields
 from cockpit.ingest.incidents import prepare_incidents
 from cockpit.ingest.positions import prepare_gauges, prepare_trucks
@@ -59,8 +60,11 @@ class WorkerStats:
     started: float = field(default_factory=time.monotonic)
 
 
-class Worker:
+class Worker(StreamConsumer):
     """One consumer of the ``cockpit`` group."""
+
+    group = GROUP
+    streams = STREAMS
 
     def __init__(
         self,
@@ -93,34 +97,27 @@ class Worker:
     # -- the loop -----------------------------------------------------------------------
     def run(self, stop: Callable[[], bool] = lambda: False) -> WorkerStats:
         """Process until ``stop()`` is true; reconnect with backoff while Redis is away."""
-        backoff = 0.1
-        while not stop():
-            try:
-                self.ensure_groups()
-                wait_for_areas(self.r, stop, timeout=float("inf"), restore=self._geo)
-                while not stop():
-                    self.step()
-                    backoff = 0.1
-            except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
-                self.stats.errors += 1
-                log.warning("Redis unreachable (%s); retrying in %.1f s", exc, backoff)
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-            except redis.ResponseError as exc:
-                if "NOGROUP" not in str(exc):
-                    raise
-                self.stats.errors += 1
-                log.warning("consumer group missing (Redis lost its data?); recreating it")
-                self._check_epoch()
+        self.consume(stop)
         return self.stats
 
-    def ensure_groups(self) -> None:
-        for stream in STREAMS:
-            try:
-                self.r.xgroup_create(stream, GROUP, id="0", mkstream=True)
-            except redis.ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
+    def serve(self, stop: Callable[[], bool], backoff: Backoff) -> None:
+        """Join the groups, wait for grids (putting back the ones held if Redis lost them),
+        then step until ``stop()``."""
+        self.ensure_groups()
+        wait_for_areas(self.r, stop, timeout=float("inf"), restore=self._geo)
+        while not stop():
+            self.step()
+            backoff.reset()
+
+    def redis_away(self, exc: BaseException) -> None:
+        self.stats.errors += 1
+
+    def group_missing(self) -> None:
+        """Redis lost its data: record the gap and restore the grids; :meth:`serve` then
+        recreates the groups."""
+        self.stats.errors += 1
+        log.warning("consumer group missing (Redis lost its data?); recreating it")
+        self._check_epoch()
 
     def step(self) -> int:
         """Housekeeping when due, then read and apply one round of batches."""
@@ -137,10 +134,7 @@ class Worker:
             claimed = self.claim_stale()
             if claimed:
                 return claimed
-        resp = self.reader.xreadgroup(
-            GROUP, self.name, dict.fromkeys(STREAMS, ">"), count=self.batch_size,
-            block=self.block_ms,
-        )  # fmt: skip
+        resp = self.read_new(self.reader, self.batch_size, self.block_ms)
         total = 0
         for stream, entries in resp or []:
             name = stream.decode() if isinstance(stream, bytes) else stream
@@ -281,9 +275,11 @@ class Worker:
             for group in self.r.xinfo_groups(stream):
                 last = _s(group["last-delivered-id"])
                 floor = min(floor, int(last.split("-")[0]))
-                if group["pending"]:
-                    oldest = _s(self.r.xpending(stream, _s(group["name"]))["min"])
-                    floor = min(floor, int(oldest.split("-")[0]))
+                # asked afresh, not from the XINFO count above: another consumer may have
+                # acknowledged everything in between, and then there is no oldest entry
+                oldest = self.r.xpending(stream, _s(group["name"]))["min"]
+                if oldest is not None:
+                    floor = min(floor, int(_s(oldest).split("-")[0]))
             if floor > 0:
                 self.r.xtrim(stream, minid=f"{floor}-0", approximate=True)
 

@@ -71,6 +71,7 @@ from cockpit.areastore import (
     NoAreasError,
     load_geography,
 )
+from cockpit.consumer import Backoff, StreamConsumer
 from cockpit.contract import (
     DEADLETTER,
     GAUGES,
@@ -187,8 +188,11 @@ def import_cap(r: redis.Redis, xml: str | bytes, geo: Geography, now: float) -> 
     raise store.Conflict(f"CAP {msg.identifier}: its alerts kept changing; try again")
 
 
-class AlertEngine:
+class AlertEngine(StreamConsumer):
     """One alert engine process (see the module docstring); ``clock`` gives epoch seconds."""
+
+    group = GROUP
+    streams = INPUTS
 
     def __init__(
         self,
@@ -225,7 +229,7 @@ class AlertEngine:
         self.leader = got > 0
         if self.leader and not was:
             log.info("alert engine %s leads", self.name)
-            self._ensure_groups()
+            self.ensure_groups()
             self._claim_pending()
         elif was and not self.leader:
             log.warning("alert engine %s lost the leader lock", self.name)
@@ -235,14 +239,6 @@ class AlertEngine:
         """Give the lock up (on a clean stop), so a standby takes over at once."""
         self._release(keys=[LEADER_KEY], args=[self._token])
         self.leader = False
-
-    def _ensure_groups(self) -> None:
-        for stream in INPUTS:
-            try:
-                self.r.xgroup_create(stream, GROUP, id="0", mkstream=True)
-            except redis.ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
 
     def _claim_pending(self) -> None:
         """Take over every entry delivered to the group but never acknowledged."""
@@ -272,10 +268,7 @@ class AlertEngine:
         """
         if not self.lead():
             return 0
-        reply = self.r.xreadgroup(
-            GROUP, self.name, dict.fromkeys(INPUTS, ">"), count=self.config.batch,
-            block=block_ms,
-        )  # fmt: skip
+        reply = self.read_new(self.r, self.config.batch, block_ms)
         handled = 0
         for stream, entries in reply or []:
             handled += self._handle(_s(stream), entries)
@@ -284,30 +277,28 @@ class AlertEngine:
 
     def run(self, stop: Callable[[], bool] = lambda: False) -> EngineStats:
         """Step until ``stop()``; a standby retries the lock; Redis outages are waited out."""
-        backoff = 0.1
         try:
-            while not stop():
-                try:
-                    if not self.lead():
-                        time.sleep(min(1.0, self.config.lock_ttl_ms / 3000))
-                        continue
-                    self.step(block_ms=min(1000, self.config.lock_ttl_ms // 3))
-                    backoff = 0.1
-                except NoAreasError:
-                    time.sleep(1.0)
-                except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as e:
-                    self.leader = False
-                    log.warning("Redis unreachable (%s); retrying in %.1f s", e, backoff)
-                    time.sleep(backoff)
-                    backoff = min(backoff * 2, 5.0)
-                except redis.ResponseError as exc:
-                    if "NOGROUP" not in str(exc):
-                        raise
-                    self._ensure_groups()
+            self.consume(stop)
         finally:
             with contextlib.suppress(redis.RedisError):
                 self.release()
         return self.stats
+
+    def serve(self, stop: Callable[[], bool], backoff: Backoff) -> None:
+        """One round: lead and step, or as a standby wait a while (a third of the lock's
+        time to live, at most a second) for the lock; without grids wait a second."""
+        try:
+            if not self.lead():
+                time.sleep(min(1.0, self.config.lock_ttl_ms / 3000))
+                return
+            self.step(block_ms=min(1000, self.config.lock_ttl_ms // 3))
+            backoff.reset()
+        except NoAreasError:
+            time.sleep(1.0)
+
+    def redis_away(self, exc: BaseException) -> None:
+        # the lock may lapse meanwhile; leading again then ensures groups and claims pending
+        self.leader = False
 
     # -- entries ------------------------------------------------------------------------
 

@@ -105,3 +105,26 @@ def test_wrk002_bad_entries_go_to_deadletter_and_valid_ones_count(r, loaded_city
     assert IncidentAggregates(r).window_counts("1h")[geo.areas.root_id] == 2
     # the original fields travel with the reason
     assert any(b'"category": "aliens"' in f[b"fields"] for _id, f in dead)
+
+
+def test_wrk003_trim_keeps_unprocessed_and_survives_idle_groups(r, loaded_city):
+    """Trim drops entries past the retention once every group is done with them, keeps what a
+    group has not read or acknowledged, and copes with a second group that has nothing pending
+    (the alert engine's, whose pending entries can vanish between two calls)."""
+    now_ms = 1_795_000_000_000
+    for k in range(3000):  # old enough to fall outside a one-hour retention
+        r.xadd(INCIDENTS, {"id": f"t{k}"}, id=f"{now_ms - 7_200_000 + k}-0")
+    r.xadd(INCIDENTS, {"id": "fresh"}, id=f"{now_ms}-0")
+    worker = Worker(r, name="trim", retention_ms=3_600_000, clock=lambda: now_ms / 1000)
+    worker.ensure_groups()
+    r.xgroup_create(INCIDENTS, "idle-readers", id="$")  # nothing pending, nothing behind
+    r.xreadgroup("cockpit", "slow", {INCIDENTS: ">"}, count=10)  # ten read, not acknowledged
+    worker.trim()
+    first = r.xrange(INCIDENTS, count=1)[0][0].decode()
+    assert first == f"{now_ms - 7_200_000}-0"  # the unacknowledged ones hold the floor
+    r.xack(INCIDENTS, "cockpit", *[e for e, _f in r.xrange(INCIDENTS, count=10)])
+    r.xreadgroup("cockpit", "slow", {INCIDENTS: ">"})
+    r.xack(INCIDENTS, "cockpit", *[e for e, _f in r.xrange(INCIDENTS)])
+    worker.trim()
+    assert r.xlen(INCIDENTS) < 3001  # trimmed (approximately: whole nodes) ...
+    assert r.xrange(INCIDENTS, min=f"{now_ms}-0")[0][1][b"id"] == b"fresh"  # ... not the new one
