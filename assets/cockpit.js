@@ -83,7 +83,7 @@
     if (!store.last_apply_ms) { return [labels.no_data, "badge stale"]; }
     const sinceAnswer = now - state.receivedAt;
     const ageMs = store.server_ms - store.last_apply_ms + sinceAnswer;
-    if (sinceAnswer > 10000 || ageMs > 60000) {
+    if (sinceAnswer > 10000 || ageMs > (store.stale_ms || 60000)) {
       const lastGood = now - ageMs;
       return [labels.stale_since.replace("{t}", clock(lastGood)), "badge stale"];
     }
@@ -202,8 +202,9 @@
       state.fleetAt = Date.now();
     }
     const s = store || {};
-    const g = ageText(labels, s.server_ms, s.gauges, state.fleetAt, 180000);
-    const tr = ageText(labels, s.server_ms, s.trucks, state.fleetAt, 120000);
+    const staleMs = s.stale_ms || {};  // per feed, from the server's settings
+    const g = ageText(labels, s.server_ms, s.gauges, state.fleetAt, staleMs.gauges || 180000);
+    const tr = ageText(labels, s.server_ms, s.trucks, state.fleetAt, staleMs.trucks || 120000);
     return [g[0], "badge " + g[1], tr[0], "badge " + tr[1]];
   }
 

@@ -93,6 +93,7 @@ def refresh_grids(user: User, _tick, metric, category, store):
             "server_ms": int(time.time() * 1000),
             "last_apply_ms": int(last_apply) if last_apply else None,
             "breaks": previous.get("breaks"),
+            "stale_ms": rt.settings.stale_after_ms("incidents"),
         }  # fmt: skip
         kpis = (f"{int(hour_count or 0):,}", f"{int(open_count or 0):,}")
         same_view = previous.get("name") == name and previous.get("version") == geo.version
@@ -149,6 +150,7 @@ def refresh_fleet(user: User, _tick, store):
             "server_ms": int(time.time() * 1000),
             "gauges": int(health[0]) if health[0] else None,
             "trucks": int(health[1]) if health[1] else None,
+            "stale_ms": {f: rt.settings.stale_after_ms(f) for f in ("gauges", "trucks")},
         }
         previous = store or {}
         if (previous.get("gauges"), previous.get("trucks")) == (fresh["gauges"], fresh["trucks"]):

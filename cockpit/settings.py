@@ -16,6 +16,9 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 LANGUAGES = ("en", "zh-CN")
+# A feed's data-age badge turns "stale since ..." after this long without data (each feed's own
+# cadence: trucks ping every 30 s, gauges read every minute); COCKPIT_STALE_AFTER_S sets all.
+FEED_STALE_S = {"incidents": 60, "trucks": 120, "gauges": 180}
 
 
 class SettingsError(ValueError):
@@ -34,6 +37,7 @@ class Settings:
     tile_attribution: str = ""
     demo_seed: int = 7
     refresh_ms: int = 1000
+    stale_after_s: int | None = None  # None: each feed's own (FEED_STALE_S)
     secure_cookies: bool = False  # set behind TLS: cookies then travel over https only
     secret_defaulted: bool = True  # no key was configured: a random one is in use
 
@@ -99,6 +103,8 @@ class Settings:
             values["demo_seed"] = _int("COCKPIT_DEMO_SEED", raw["demo_seed"], 0, 2**31 - 1)
         if "refresh_ms" in raw:
             values["refresh_ms"] = _int("COCKPIT_REFRESH_MS", raw["refresh_ms"], 200, 60_000)
+        if raw.get("stale_after_s") not in (None, ""):
+            values["stale_after_s"] = _int("COCKPIT_STALE_AFTER_S", raw["stale_after_s"], 5, 86_400)
         if "secure_cookies" in raw:
             values["secure_cookies"] = _bool("COCKPIT_SECURE_COOKIES", raw["secure_cookies"])
         values["secret_key"] = _secret(raw)
@@ -108,6 +114,10 @@ class Settings:
     @property
     def redis_dir(self) -> Path:
         return self.data_dir / "redis"
+
+    def stale_after_ms(self, feed: str) -> int:
+        """How long ``feed`` may be silent before its badge says "stale since ..."."""
+        return 1000 * (self.stale_after_s or FEED_STALE_S[feed])
 
 
 _KEYS = (
@@ -122,6 +132,7 @@ _KEYS = (
     "tile_attribution",
     "demo_seed",
     "refresh_ms",
+    "stale_after_s",
     "secure_cookies",
 )
 

@@ -71,3 +71,9 @@ def test_cli004_wrong_setting_stops_with_one_line():
     assert done.stderr.strip() == (
         "cockpit: setting error: COCKPIT_PORT='abc' is not a whole number; use one from 1 to 65535"
     )
+
+
+def test_cli005_demo_can_start_without_its_simulator():
+    done = run("demo", "--help")
+    assert done.returncode == 0, done.stderr
+    assert "--no-simulator" in done.stdout  # browser tests start a quiet demo with it

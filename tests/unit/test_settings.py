@@ -70,3 +70,13 @@ def test_set006_persistent_secret_survives_a_restart(tmp_path: Path):
     configured = Settings.from_env({"COCKPIT_DATA_DIR": str(tmp_path),
                                     "COCKPIT_SECRET_KEY": "x" * 20}).with_persistent_secret()
     assert configured.secret_key == "x" * 20
+
+
+def test_set007_stale_after_sets_every_feed_badge():
+    default = Settings.from_env({})
+    assert [default.stale_after_ms(f) for f in ("incidents", "trucks", "gauges")] == [
+        60_000, 120_000, 180_000]  # fmt: skip
+    short = Settings.from_env({"COCKPIT_STALE_AFTER_S": "20"})
+    assert {short.stale_after_ms(f) for f in ("incidents", "trucks", "gauges")} == {20_000}
+    with pytest.raises(SettingsError, match=r"^COCKPIT_STALE_AFTER_S=1 is out of range"):
+        Settings.from_env({"COCKPIT_STALE_AFTER_S": "1"})
