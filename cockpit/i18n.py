@@ -132,6 +132,12 @@ LABELS: dict[str, tuple[str, str]] = {
     "alert_acknowledge": ("Acknowledge", "签收"),
     "alert_resolve": ("Resolve", "办结"),
     "alert_not_in_scope": ("This alert is not in your scope.", "该预警不在您的管辖范围内。"),
+    # alerts on screen (layers/alerts.py, cockpit/views/alert_list.py); {t} is filled in the
+    # browser every second
+    "layer_alerts": ("Alerts", "预警"),
+    "alert_countdown": ("escalates to {level} in {t}", "{t} 后上报至{level}"),
+    "alert_age": ("raised {t} ago", "{t} 前发出"),
+    "alert_zoom_hint": ("Show on the map", "在地图上查看"),
     # heatmap (layers/heat.py)
     "layer_heat": ("Incident heatmap", "事件热力图"),
     "heat_title": (
@@ -144,6 +150,16 @@ LABELS: dict[str, tuple[str, str]] = {
     "heat_per_km2": ("{v} or more per km²", "每平方公里{v}及以上"),
     "heat_points": ("{n} incidents counted", "共计{n}起事件"),
     "heat_none": ("No incidents in this window", "此时段内无事件"),
+    # incident points (layers/incidents.py)
+    "layer_incidents": ("Incident points", "事件点位"),
+    "incidents_title_category": ("Incidents by category, {window}", "事件（按类别，{window}）"),
+    "incidents_title_status": ("{category} by status, {window}", "{category}（按状态，{window}）"),
+    "incidents_finished": ("faded: resolved or closed", "淡色：已解决或已办结"),
+    "incidents_cluster": ("group: number of incidents", "聚合：事件数"),
+    "incidents_cluster_tip": ("{n} incidents: click to zoom in", "{n} 件事件，点击放大"),
+    "incidents_shown": ("{n} incidents shown", "显示 {n} 件事件"),
+    "incidents_capped": ("only the newest {n} shown", "仅显示最新 {n} 件"),
+    "incidents_none": ("No incidents in this window", "此时段内无事件"),
     # officer view (/officer)
     "officer_area": ("My area", "我的辖区"),
     "officer_incidents_hour": ("Incidents, last hour", "近1小时事件"),

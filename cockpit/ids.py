@@ -28,6 +28,9 @@ AGE_TRUCKS = "age-trucks"
 GAUGE_PANEL = "gauge-panel"
 GAUGE_TREND = "gauge-trend"
 LEGENDS = "legends"
+INCIDENT_LAYER = "incident-layer"  # incident points (layers/incidents.py)
+INCIDENT_LEGEND = "incident-legend"
+INCIDENT_STORE = "incident-store"  # Store: what the point layer shows (digest), send on change
 
 # officer view (/officer)
 OFFICER_MAP = "officer-map"
@@ -94,3 +97,15 @@ WALL_TICKER = "wall-ticker"
 WALL_TARGETS = "wall-targets"
 WALL_FOCUS = "wall-focus"
 WALL_MAP = "wall-map"
+
+# alerts on screen (layers/alerts.py, cockpit/views/alert_list.py)
+ALERT_LAYER = "alert-layer"  # on the operations map and the wall
+ALERT_LAYER_KEY = "alert-layer-key"  # Store: digest of what the layer shows (send on change)
+LEADER_ALERT_LAYER = "leader-alert-layer"
+LEADER_ALERT_LAYER_KEY = "leader-alert-layer-key"
+ALERT_LIST = "alert-list"  # pattern type: {"type": ALERT_LIST, "view": "ops" | "leader"}
+ALERT_LIST_STORE = "alert-list-store"  # pattern type as ALERT_LIST: digest and zoom bounds
+ALERT_LIST_MESSAGE = "alert-list-message"  # pattern type as ALERT_LIST
+ALERT_ROW = "alert-row"  # pattern type: {"type", "view", "alert": alert id}; keys the row
+ALERT_ZOOM = "alert-zoom"  # pattern type: {"type", "view", "alert": alert id}
+ALERT_ACT = "alert-act"  # pattern type: {"type", "view", "alert": alert id, "action"}

@@ -19,8 +19,12 @@ from cockpit import ids
 from cockpit.i18n import t
 from cockpit.indicators import LOCAL_OFFSET_MS, MIN_SAMPLE, RANGES, AreaFigures, Report
 from cockpit.policy import User, authorize, may_compare
+from cockpit.views.alert_list import alert_panel
 from cockpit.webapp import runtime
 from geo.areas import LEVELS, AreaSet
+from layers.alerts import PANE as ALERT_PANE
+from layers.alerts import PANE_Z as ALERT_PANE_Z
+from layers.alerts import alert_layer
 from layers.grids import COLORS, ZERO_COLOR, class_breaks
 
 METRICS = ("incidents", "open", "rate", "index")
@@ -68,7 +72,7 @@ def layout(user: User, lang: str) -> html.Div:
             html.Div(
                 className="leader-body",
                 children=[
-                    _side(lang),
+                    _side(lang, authorize(user, "view_alerts")),
                     _centre(lang, user.area_id, compare, authorize(user, "export")),
                     _charts(lang, compare),
                 ],
@@ -101,10 +105,13 @@ def _toolbar(lang: str) -> html.Div:
     )
 
 
-def _side(lang: str) -> html.Aside:
+def _side(lang: str, alerts: bool) -> html.Aside:
+    # the alert list of the area drilled into (callbacks/alert_list.py), above the tree
+    panel = [alert_panel("leader", lang, [dcc.Store(id=ids.LEADER_ALERT_LAYER_KEY)])]
     return html.Aside(
         className="leader-side",
         children=[
+            *(panel if alerts else []),
             html.H2(t("leader_tree", lang)),
             html.Div(id=ids.LEADER_TREE, className="leader-tree"),
             html.P(t("leader_click_hint", lang), className="leader-hint"),
@@ -130,7 +137,8 @@ def _centre(lang: str, area_id: str, compare: bool, export: bool) -> html.Sectio
         children=[
             html.Div(
                 className="leader-map-box",
-                children=[leader_map(area_id), html.Div(id=ids.LEADER_LEGEND, className="legend")],
+                children=[leader_map(area_id, lang),
+                          html.Div(id=ids.LEADER_LEGEND, className="legend")],
             ),
             html.Div(
                 className="leader-ranking",
@@ -175,7 +183,7 @@ def children_geojson(areas: AreaSet, area_id: str) -> dict:
     return areas.to_geojson(sorted({areas.level_of(k) for k in kids}), ids=set(kids))
 
 
-def leader_map(area_id: str) -> dl.Map:
+def leader_map(area_id: str, lang: str = "en") -> dl.Map:
     """A map of the chosen area's children; geometry arrives with each drill (a few dozen
     shapes at most), colours through ``hideout``. It opens on ``area_id``'s children (an empty
     layer cannot be zoomed to)."""
@@ -204,7 +212,8 @@ def leader_map(area_id: str) -> dl.Map:
         bounds=[[miny, minx], [maxy, maxx]],
         trackViewport=False,  # nothing reads it, and without a center prop it throws on move
         attributionControl=bool(settings.tile_url),
-        children=[*tiles, layer],
+        children=[*tiles, layer, dl.Pane(name=ALERT_PANE, style={"zIndex": ALERT_PANE_Z}),
+                  alert_layer(ids.LEADER_ALERT_LAYER, lang)],  # fmt: skip
     )
 
 

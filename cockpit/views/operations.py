@@ -10,11 +10,17 @@ from cockpit import ids
 from cockpit.contract import CATEGORIES
 from cockpit.i18n import category_label, t, tooltip_labels
 from cockpit.live import METRICS
-from cockpit.policy import User, visible_categories
+from cockpit.policy import User, authorize, visible_categories
+from cockpit.views.alert_list import alert_panel
 from cockpit.webapp import runtime
+from layers.alerts import PANE as ALERT_PANE
+from layers.alerts import PANE_Z as ALERT_PANE_Z
+from layers.alerts import alert_layer, alert_legend
 from layers.flood import gauge_layer, gauge_legend
 from layers.grids import boundary_layer, grid_layer, legend
 from layers.heat import heat_layer
+from layers.incidents import PANE as INCIDENT_PANE
+from layers.incidents import incident_labels, incident_layer, incident_legend
 from layers.sites import sites_layer, sites_legend
 from layers.trucks import trail_layer, truck_layer, truck_legend
 
@@ -38,7 +44,8 @@ def base_map(map_id: str, children: list, class_name: str = "map") -> dl.Map:
     )
 
 
-PANES = {"sites": 410, "boundaries": 415, "trails": 420, "gauges": 450}
+PANES = {"sites": 410, "boundaries": 415, "trails": 420, INCIDENT_PANE: 430, "gauges": 450,
+         ALERT_PANE: ALERT_PANE_Z}  # fmt: skip
 
 
 def layer_labels(lang: str) -> dict[str, dict[str, str]]:
@@ -66,12 +73,17 @@ def map_layers(user: User, lang: str) -> list:
         *panes,
         dl.LayersControl(
             position="topright",
+            # dash-leaflet 1.1.3's "overlayremove" handler filters this prop as it was at the
+            # first render and throws when it is unset: Leaflet then stops half-way through
+            # removing the layer, and the grids came back on their next update. Nothing reads it.
+            overlays=[],
             children=[
                 dl.Overlay(grid_layer(f"/geo/grid.geojson?v={version}", tooltip_labels(lang)),
                            name=t("layer_grids", lang), checked=True),
                 dl.Overlay(heat_layer(ids.HEAT_LAYER, "1h", [[miny, minx], [maxy, maxx]],
                                       "/heat/1h.png"),
                            name=t("layer_heat", lang), checked=True),
+                *incident_overlay(user, lang),
                 dl.Overlay(sites_layer(ids.SITES_LAYER, "/geo/reference.geojson?layer=sites"),
                            name=t("layer_sites", lang), checked=True),
                 dl.Overlay(trail_layer(ids.TRAIL_LAYER), name=t("layer_trails", lang),
@@ -81,17 +93,31 @@ def map_layers(user: User, lang: str) -> list:
                 dl.Overlay(gauge_layer(ids.GAUGE_LAYER, "/geo/reference.geojson?layer=gauges",
                                        labels["gauges"]),
                            name=t("layer_gauges", lang), checked=True),
+                dl.Overlay(alert_layer(ids.ALERT_LAYER, lang), name=t("layer_alerts", lang),
+                           checked=True),
             ],
         ),  # fmt: skip
         boundary_layer(f"/geo/boundaries.geojson?v={version}"),
     ]
 
 
-def legends(lang: str) -> list:
+def incident_overlay(user: User, lang: str) -> list:
+    """The incident point layer, for levels that may see single incidents (not the wall)."""
+    if not authorize(user, "view_incidents"):
+        return []
+    return [dl.Overlay(incident_layer(ids.INCIDENT_LAYER, incident_labels(lang)),
+                       name=t("layer_incidents", lang), checked=True)]  # fmt: skip
+
+
+def legends(lang: str, user: User | None = None) -> list:
     labels = layer_labels(lang)
+    points = authorize(user, "view_incidents")
     return [
         html.Div(legend([1, 2, 3, 4, 5, 6, 7], t("legend_title", lang), "0"), id=ids.LEGEND),
         html.Div(id=ids.HEAT_LEGEND),
+        alert_legend(lang, ids.ALERT_LAYER_KEY),
+        *([html.Div(incident_legend(lang, categories=list(visible_categories(user))),
+                    id=ids.INCIDENT_LEGEND)] if points else []),  # fmt: skip
         gauge_legend(labels["gauges"]),
         truck_legend(labels["trucks"]),
         sites_legend(labels["sites"]),
@@ -144,13 +170,15 @@ def layout(user: User, lang: str) -> html.Div:
             ),
             html.Div(className="map-wrap", children=[  # the wall reuses these parts
                 base_map(ids.MAP, map_layers(user, lang)),
-                html.Div(legends(lang), id=ids.LEGENDS, className="legend"),
+                html.Div(legends(lang, user), id=ids.LEGENDS, className="legend"),
                 html.Div(id=ids.GAUGE_PANEL, className="side-panel", hidden=True, children=[
                     dcc.Graph(id=ids.GAUGE_TREND, config={"displaylogo": False},
                               style={"height": "260px"}),
                 ]),
+                *([alert_panel("ops", lang)] if authorize(user, "view_alerts") else []),
             ]),  # fmt: skip
             dcc.Store(id=ids.LIVE_STORE, data={}),
             dcc.Store(id=ids.FLEET_STORE, data={}),
+            dcc.Store(id=ids.INCIDENT_STORE, data={}),
         ],
     )

@@ -1,0 +1,117 @@
+"""Alert markers on the operations map (and the wall, which reuses its layers) and on the leader
+map: the open alerts of the session user's scope (narrowed to the area the leader drilled into),
+sent only when what they show changes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+
+import redis
+from dash import Input, Output, State
+from dash.exceptions import PreventUpdate
+
+from cockpit import ids
+from cockpit.alerts.model import Alert
+from cockpit.alerts.screen import escalation
+from cockpit.alerts.store import open_alerts
+from cockpit.areastore import Geography
+from cockpit.guard import secure_callback
+from cockpit.incidents import scope_grids
+from cockpit.policy import User, authorize
+from cockpit.webapp import request_lang, runtime
+from layers.alerts import alert_features
+
+#: Markers on one map at most (most severe and newest first).
+MAP_LIMIT = 200
+#: Alerts read before narrowing to a drilled area, so the area's own are not cut off.
+READ_LIMIT = 2000
+
+
+@dataclass(frozen=True)
+class Viewed:
+    """Open alerts as one viewer sees them: the area viewed, its grids, the alerts in it."""
+
+    geo: Geography
+    area_id: str
+    grids: frozenset[str]
+    alerts: list[Alert]
+
+
+def viewed_area(user: User, hint: object, geo: Geography) -> str:
+    """The area a view shows: the browser's hint (the leader's drill) if the user may see alerts
+    there, else the user's own area."""
+    if isinstance(hint, str) and hint != user.area_id and authorize(user, "view_alerts", hint, geo):
+        return hint
+    return user.area_id
+
+
+def viewer_alerts(user: User, hint: object, limit: int) -> Viewed:
+    """The open alerts of ``user``'s scope that touch the viewed area, most severe first.
+
+    Scope comes from :func:`cockpit.alerts.store.open_alerts` (the session user's area); the
+    hint can only narrow it. Raises redis.RedisError when Redis does not answer.
+    """
+    rt = runtime()
+    geo = rt.geography()
+    area = viewed_area(user, hint, geo)
+    grids = scope_grids(geo, area)
+    alerts = open_alerts(rt.redis, user, geo, limit=READ_LIMIT if area != user.area_id else limit)
+    if area != user.area_id:
+        alerts = [a for a in alerts if any(g in grids for g in a.area_grids)]
+    return Viewed(geo, area, grids, alerts[:limit])
+
+
+def digest(*parts: object) -> str:
+    """A short fingerprint of what a view shows, to send it only when it changes."""
+    raw = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.blake2b(raw.encode(), digest_size=12).hexdigest()
+
+
+def shown_state(viewed: Viewed, now: float) -> list[tuple]:
+    """What of each alert is on screen; escalation is in it, so a level change is sent."""
+    out = []
+    for a in viewed.alerts:
+        esc = escalation(a, now)
+        out.append((a.id, a.status, a.severity, a.updated_at, esc.level, esc.next_at))
+    return out
+
+
+def _layer_data(user: User, hint: object, shown: object) -> tuple[dict, str]:
+    now = time.time()
+    try:
+        viewed = viewer_alerts(user, hint, MAP_LIMIT)
+    except redis.RedisError:
+        raise PreventUpdate from None  # keep the markers shown; the next tick tries again
+    lang = request_lang(user)
+    key = digest(shown_state(viewed, now), viewed.area_id, viewed.geo.version, lang)
+    if key == shown:
+        raise PreventUpdate
+    return alert_features(viewed.alerts, viewed.geo, viewed.grids, lang, now), key
+
+
+@secure_callback(
+    Output(ids.ALERT_LAYER, "data"),
+    Output(ids.ALERT_LAYER_KEY, "data"),
+    Input(ids.TICK, "n_intervals"),
+    State(ids.ALERT_LAYER_KEY, "data"),
+    action="view_alerts",
+)
+def refresh_alert_markers(user: User, _tick, shown):  # type: ignore[no-untyped-def]
+    """Markers of the open alerts in the user's scope (operations map and wall)."""
+    return _layer_data(user, None, shown)
+
+
+@secure_callback(
+    Output(ids.LEADER_ALERT_LAYER, "data"),
+    Output(ids.LEADER_ALERT_LAYER_KEY, "data"),
+    Input(ids.TICK, "n_intervals"),
+    Input(ids.LEADER_AREA, "data"),
+    State(ids.LEADER_ALERT_LAYER_KEY, "data"),
+    action="view_alerts",
+)
+def refresh_leader_alert_markers(user: User, _tick, area, shown):  # type: ignore[no-untyped-def]
+    """Markers of the open alerts in the area the leader looks at (checked against the scope)."""
+    return _layer_data(user, area, shown)
