@@ -134,6 +134,8 @@ def refresh_tree(user: User, area, _toggles, toggled):
         opened ^= {source.get("area")}
     else:
         opened = set()
+    # the store comes back from the browser: keep only areas the user may open
+    opened = {a for a in opened if isinstance(a, str) and checked_area(user, a, geo) == a}
     lang = request_lang(user)
     return view.tree(geo.areas, user.area_id, here, opened, lang), sorted(opened)[:500]
 

@@ -168,9 +168,15 @@ def select_incident(user: User, _rows, click_data, _close):  # type: ignore[no-u
     action="view_incidents",
 )
 def mark_selected(user: User, selected):  # type: ignore[no-untyped-def]
-    """Ring the selected incident's marker (the id was checked when it was selected)."""
+    """Ring the selected incident's marker. The store can be set in the browser, so the id is
+    checked again: an incident outside the scope rings nothing (and is not echoed back)."""
+    rt = runtime()
+    try:
+        found = incident_detail(rt.redis, rt.geography(), user, selected)
+    except redis.RedisError:
+        raise PreventUpdate from None
     hideout = Patch()
-    hideout["selected"] = selected if isinstance(selected, str) else None
+    hideout["selected"] = found["id"] if found else None
     return hideout
 
 

@@ -13,6 +13,7 @@ from cockpit import ids
 from cockpit.aggregates import survey_index
 from cockpit.guard import secure_callback
 from cockpit.i18n import t
+from cockpit.incidents import scope_grids
 from cockpit.live import metric_values
 from cockpit.policy import User
 from cockpit.webapp import request_lang, runtime
@@ -61,6 +62,8 @@ def refresh_wall(user: User, _tick):
         for s in SEVERITIES[:4]
     ]
     names = geo.areas.frame["name_zh" if lang == "zh-CN" else "name_en"]
+    # an alert may reach beyond the wall's area: name and frame only its grids inside
+    scope = scope_grids(geo, user.area_id)
     ticker = (
         [
             html.Span(
@@ -68,7 +71,8 @@ def refresh_wall(user: User, _tick):
                     html.B(t(f"severity_{a.severity}", lang)),
                     " ",
                     a.title_zh if lang == "zh-CN" else a.title_en,
-                    " · " + (names.get(a.area_grids[0], "") if a.area_grids else ""),
+                    " · " + str(names.get(next((g for g in a.area_grids if g in scope), ""),
+                                          "")),
                     " · " + time.strftime("%H:%M", time.localtime(a.raised_at)),
                 ],
                 className=f"ticker-item sev-{a.severity}",
@@ -84,12 +88,14 @@ def refresh_wall(user: User, _tick):
         else t("not_enough_answers", lang)
     )
     ssi_n = f"n = {survey.get('n', 0):,} {t('answers', lang)}"
-    focus = _focus(alerts, geo)
+    focus = _focus(alerts, geo, scope)
+    if focus is not None:  # the wall's heading names where the alert is while it has the focus
+        focus["name"] = str(names.get(focus["grid"], ""))
     res_text = f"{resolution:.1f} %" if resolution is not None else "–"
     return tiles, ticker, res_text, ssi_text, ssi_n, focus
 
 
-def _focus(alerts, geo) -> dict | None:  # type: ignore[no-untyped-def]
+def _focus(alerts, geo, scope: frozenset[str]) -> dict | None:  # type: ignore[no-untyped-def]
     """The newest critical alert of the last few minutes, with the bounds of its grids."""
     now = time.time()
     critical = [a for a in alerts if a.severity in FOCUS_SEVERITIES and a.area_grids
@@ -97,11 +103,11 @@ def _focus(alerts, geo) -> dict | None:  # type: ignore[no-untyped-def]
     if not critical:
         return None
     alert = max(critical, key=lambda a: a.raised_at)
-    grids = [g for g in alert.area_grids if g in geo.grid_index]
+    grids = [g for g in alert.area_grids if g in geo.grid_index and g in scope]
     if not grids:
         return None
     minx, miny, maxx, maxy = geo.areas.frame.geometry.loc[grids].total_bounds
-    return {"id": alert.id, "bounds": [[miny, minx], [maxy, maxx]]}
+    return {"id": alert.id, "bounds": [[miny, minx], [maxy, maxx]], "grid": grids[0]}
 
 
 clientside_callback(

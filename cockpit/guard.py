@@ -3,13 +3,15 @@
 The user always comes from the server session (flask-login), never from callback inputs.
 A callback registered with :func:`secure_callback` gets that user as its first argument; when
 the user is missing or not allowed the action, nothing is returned (PreventUpdate) so nothing
-leaks. Each wrapped function carries its decision in ``__cockpit_action__`` so a test can prove
-no callback or route lacks one.
+leaks; so too when browser input of the wrong shape makes the callback fail. Each wrapped
+function carries its decision in ``__cockpit_action__`` so a test can prove no callback or
+route lacks one.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +23,9 @@ from dash.exceptions import PreventUpdate
 from cockpit.policy import User, authorize
 
 ACTION_ATTR = "__cockpit_action__"
+# What a callback raises when a browser sends a value of the wrong shape.
+MALFORMED = (TypeError, AttributeError, LookupError, ValueError)
+log = logging.getLogger(__name__)
 PUBLIC = "public"  # the decision for routes that show nothing of the city (health, sign-in)
 
 
@@ -39,7 +44,13 @@ def secure_callback(*dependencies: Any, action: str, **kwargs: Any) -> Callable:
             user = session_user()
             if not authorize(user, action):
                 raise PreventUpdate
-            return fn(user, *args)
+            try:
+                return fn(user, *args)
+            except MALFORMED:
+                # Inputs come from the browser and may be forged (a dict where a string was
+                # sent): answer nothing, as for a refusal, instead of a 500; log it for us.
+                log.warning("callback %s: malformed input", fn.__name__, exc_info=True)
+                raise PreventUpdate from None
 
         setattr(guarded, ACTION_ATTR, action)
         return dash.callback(*dependencies, **kwargs)(guarded)

@@ -12,6 +12,7 @@ import dash
 import flask
 import flask_login
 import redis
+from dash.exceptions import DependencyException
 
 from cockpit import ids
 from cockpit.areastore import Geography, load_geography, load_reference
@@ -59,6 +60,47 @@ def request_lang(user: User | None) -> str:
     return user.lang if user else runtime().settings.lang
 
 
+class CallbackRegistry:
+    """Every callback of ``callbacks/``, kept for the process so each app gets them all.
+
+    Callback modules register through ``dash.callback`` on import (they never import the app),
+    into Dash's process-wide lists; Dash *moves* those into the first app that serves a request,
+    so a second app in the same process (tests, a server built twice) would get none. Here they
+    are taken out of Dash's lists and copied into every app we create. A module registering
+    again later (a reload) replaces its earlier entries, as it would in a fresh process.
+    """
+
+    def __init__(self) -> None:
+        self.callback_map: dict[str, dict] = {}
+        self.specs: dict[str, dict] = {}  # callback id -> what /_dash-dependencies lists
+        self.inline_scripts: list[str] = []
+
+    def collect(self) -> None:
+        """Move what ``dash.callback`` registered since the last call into this registry."""
+        from dash import _callback as registered
+
+        import callbacks  # noqa: F401  (importing the package registers every module once)
+
+        self.callback_map.update(registered.GLOBAL_CALLBACK_MAP)
+        self.specs.update((spec["output"], spec) for spec in registered.GLOBAL_CALLBACK_LIST)
+        self.inline_scripts += [
+            s for s in registered.GLOBAL_INLINE_SCRIPTS if s not in self.inline_scripts
+        ]
+        registered.GLOBAL_CALLBACK_MAP.clear()
+        registered.GLOBAL_CALLBACK_LIST.clear()
+        registered.GLOBAL_INLINE_SCRIPTS.clear()
+
+    def install(self, app: dash.Dash) -> None:
+        """Give ``app`` its own copies of every registered callback (before its first request)."""
+        self.collect()
+        app.callback_map.update({k: dict(v) for k, v in self.callback_map.items()})
+        app._callback_list.extend(dict(spec) for spec in self.specs.values())
+        app._inline_scripts.extend(self.inline_scripts)
+
+
+_CALLBACKS = CallbackRegistry()
+
+
 def create_app(settings: Settings) -> dash.Dash:
     server = flask.Flask("cockpit")
     server.config.update(
@@ -89,9 +131,7 @@ def create_app(settings: Settings) -> dash.Dash:
         serve_locally=True,
         suppress_callback_exceptions=True,
     )
-    # Callback modules register through dash.callback on import; they never import the app.
-    import callbacks  # noqa: F401
-
+    _CALLBACKS.install(app)
     _add_headers(server, settings, app.csp_hashes())
 
     from cockpit.layout import serve_layout
@@ -138,6 +178,11 @@ def _init_login(server: flask.Flask) -> None:
 
 
 def _add_routes(server: flask.Flask) -> None:
+    @server.errorhandler(DependencyException)
+    def unknown_script(_exc: DependencyException) -> flask.Response:
+        """Dash raises for a script path it does not serve; that is a 404, not a 500."""
+        return flask.Response("not found", 404, mimetype="text/plain")
+
     @server.route("/healthz")
     @secure_route(PUBLIC)
     def healthz() -> flask.Response:

@@ -7,10 +7,8 @@ another area's incident id, forged filters or forged clicks in the inputs and st
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
-import sys
 import time
 
 import pytest
@@ -53,17 +51,7 @@ def app(r, loaded_city, redis_url):
             break
     assert worker.stats.applied == len(rows)
     add_user(r, "grid.officer", PASSWORD, "grid", GRID)
-    # Dash hands the globally registered callbacks to the first app of a process only; register
-    # them again so this app (maybe not the session's first) has them all, and again afterwards
-    # so an app a later test creates has them too.
-    _register_callbacks()
-    yield create_app(Settings.from_env({"COCKPIT_REDIS_URL": redis_url}))
-    _register_callbacks()
-
-
-def _register_callbacks() -> None:
-    for name in [m for m in sys.modules if m.startswith("callbacks.")]:
-        importlib.reload(sys.modules[name])
+    return create_app(Settings.from_env({"COCKPIT_REDIS_URL": redis_url}))
 
 
 @pytest.fixture

@@ -1,0 +1,124 @@
+"""Many viewers of one cockpit at once, one update a second each, with 1,000 incidents a second
+flowing; the event-to-screen, payload and memory goals measured meanwhile. Prints one JSON object.
+
+    python benchmarks/bench_viewers.py                          # 100 viewers, 120 s
+    python benchmarks/bench_viewers.py --viewers 30 --seconds 30   # a quick look
+
+100 headless Chromium pages at 3840x2160 do not fit on a 2-core machine beside the server, so:
+
+- ``--pages`` (default 2) real Chromium wall pages measure exactly as bench_screen.py does
+  (event to screen, bytes per update, long tasks);
+- the other ``--viewers`` minus ``--pages`` are synthetic viewers (benchmarks/_viewers.py): each
+  signs in with the wall token (its own session), fetches the Dash layout once, then once a
+  second sends the exact callback requests the real page sent for a tick (captured from its
+  network log), with its own tick number and its own State values from its previous responses,
+  so the server does a browser's work for it. They draw nothing.
+
+After the measuring time, with the feed and the pages still running, the capacity of the same
+server is measured: ``--capacity-clients`` clients replaying the tick callbacks back to back
+(each keeping a state about one second old, as a 1 Hz viewer does), and, as the raw figure, the
+same clients against a Flask "hello" app served by gunicorn with the cockpit's settings (2
+gthread workers, 8 threads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_screen  # noqa: E402
+from _browser import Demo, free_port, wait_for  # noqa: E402
+from _viewers import Hello, SyntheticViewers, Viewer, closed_loop  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = bench_screen.build_parser(__doc__)
+    p.set_defaults(pages=2)
+    p.add_argument("--viewers", type=int, default=100, help="viewers in all, real pages included")
+    p.add_argument("--capacity-seconds", type=float, default=10, help="each capacity phase (10)")
+    p.add_argument("--capacity-clients", type=int, default=16, help="closed-loop clients (16)")
+    return p
+
+
+def replay_tick(templates: dict[str, str]):  # type: ignore[no-untyped-def]
+    """One closed-loop step: every tick callback once; state renewed about once a second."""
+
+    def step(viewer: Viewer) -> int:
+        now = time.monotonic()
+        remember = now - getattr(viewer, "renewed", 0.0) >= 1.0
+        if remember:
+            viewer.renewed = now  # type: ignore[attr-defined]
+        viewer.tick = getattr(viewer, "tick", 0) + 1  # type: ignore[attr-defined]
+        for outputs in templates:
+            viewer.call(outputs, viewer.tick, remember=remember)  # type: ignore[attr-defined]
+        return len(templates)
+
+    return step
+
+
+def capacity(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    def measure(demo: Demo, token: str, templates: dict[str, str]) -> dict:
+        clients = [Viewer(demo.base_url, token, templates) for _ in range(args.capacity_clients)]
+        cockpit_rps = closed_loop(clients, replay_tick(templates), args.capacity_seconds)
+        hello_rps = raw_hello_rate(args)
+        per_viewer = len(templates)
+        return {
+            "cockpit_callbacks_per_s": cockpit_rps,
+            "raw_flask_hello_per_s": hello_rps,
+            "ratio_cockpit_over_hello": round(cockpit_rps / hello_rps, 3) if hello_rps else None,
+            "callbacks_per_viewer_tick": per_viewer,
+            "viewers_at_1hz_this_capacity_serves": round(cockpit_rps / per_viewer),
+        }
+
+    return measure
+
+
+def raw_hello_rate(args: argparse.Namespace) -> float:
+    """Closed-loop GET / against the hello app under gunicorn (2 gthread workers, 8 threads)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--workers", "2", "--worker-class", "gthread",
+         "--threads", "8", "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
+         "--chdir", str(HERE), "_raw:app"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+
+        def up() -> bool:
+            with contextlib.suppress(OSError):
+                return Hello(base)() == 1
+            return False
+
+        wait_for(up, 30, "hello app up")
+        clients = [Hello(base) for _ in range(args.capacity_clients)]
+        return closed_loop(clients, lambda c: c(), args.capacity_seconds)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def main() -> int:
+    args = build_parser().parse_args()
+    synthetic = max(0, args.viewers - args.pages)
+
+    def during(demo: Demo, token: str, templates: dict[str, str]) -> SyntheticViewers:
+        return SyntheticViewers(demo.base_url, token, templates, synthetic, args.seconds)
+
+    out = bench_screen.run(args, "bench_viewers.py", during=during, after=capacity(args))
+    out["viewers_in_all"] = {"real_chromium_pages": args.pages, "synthetic": synthetic}
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
