@@ -89,14 +89,26 @@ def raw_strtree_rate(geo: Geography, n: int = 200_000) -> float:
     return n / (time.perf_counter() - started)
 
 
-def worker_rate(client: redis.Redis, n: int, batch: int) -> tuple[float, Worker]:
+def worker_rate(client: redis.Redis, n: int, batch: int) -> tuple[float, Worker, dict]:
+    """Events/s of one in-process worker, and the CPU it and Redis spent per event: CPU time
+    moves far less than wall time when other work shares the machine."""
     worker = Worker(client, name="bench", batch_size=batch, block_ms=10)
     worker.ensure_groups()
     worker.step()  # warm caches (geometry, scripts) outside the timing
-    started = time.perf_counter()
+    started, cpu, server = time.perf_counter(), time.process_time(), _server_cpu(client)
     while worker.stats.applied + worker.stats.dead < n:
         worker.step()
-    return n / (time.perf_counter() - started), worker
+    rate = n / (time.perf_counter() - started)
+    per_event = {
+        "worker_cpu_us_per_event": round((time.process_time() - cpu) / n * 1e6, 1),
+        "redis_cpu_us_per_event": round((_server_cpu(client) - server) / n * 1e6, 1),
+    }
+    return rate, worker, per_event
+
+
+def _server_cpu(client: redis.Redis) -> float:
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 def parallel_rate(client: redis.Redis, n: int, batch: int, processes: int) -> float:
@@ -242,7 +254,7 @@ def run_ingest(
             xadd = write(client, entries)
             xrange = raw_xrange_rate(client, events)
             strtree = raw_strtree_rate(geo)
-            rate, worker = worker_rate(client, events, batch)
+            rate, worker, per_event = worker_rate(client, events, batch)
             used = int(client.info("memory")["used_memory"])
             results["runs"].append({  # type: ignore[union-attr]
                 "grids": len(areas.grids),
@@ -253,6 +265,7 @@ def run_ingest(
                 "raw_strtree_points_per_s": round(strtree),
                 "ratio_worker_to_xrange": round(rate / xrange, 3),
                 "ratio_worker_to_strtree": round(rate / strtree, 3),
+                **per_event,
                 "redis_used_memory_mb": round(used / 2**20, 1),
                 "dead_letters": worker.stats.dead,
             })  # fmt: skip
