@@ -9,7 +9,11 @@ import time
 from dataclasses import dataclass
 
 import pytest
-from selenium.common.exceptions import NoAlertPresentException, WebDriverException
+from selenium.common.exceptions import (
+    NoAlertPresentException,
+    StaleElementReferenceException,
+    WebDriverException,
+)
 from selenium.webdriver.common.by import By
 from shapely import get_coordinates
 
@@ -140,7 +144,10 @@ def test_xss001_officer_list_tooltip_detail_and_alerts_show_feed_text_as_text(de
         assert preview(hostile.text) in tip and hostile.address in tip
         assert_nothing_injected(driver, "officer tooltip")
 
-        driver.find_element(By.CSS_SELECTOR, f'.officer-row[data-id="{hostile.incident}"]').click()
+        # the list is redrawn on every tick, so find and click the row in one go, again if
+        # it was replaced in between
+        wait_until(lambda: _click(driver, f'.officer-row[data-id="{hostile.incident}"]'),
+                   timeout=15, what="a click on the hostile row")  # fmt: skip
         fields = wait_until(lambda: _texts(driver, DETAIL, hostile.incident), timeout=15,
                             what="the detail")  # fmt: skip
         assert fields == {"text": hostile.text, "address": hostile.address,
@@ -178,3 +185,12 @@ def test_xss002_wall_ticker_shows_alert_titles_as_text(demo_server, hostile):
     finally:
         revoke_wall_token(r, token_id(token))
         driver.quit()
+
+
+def _click(driver, selector: str) -> bool:  # type: ignore[no-untyped-def]
+    """Click the element now matching ``selector``; False when it was redrawn meanwhile."""
+    try:
+        driver.find_element(By.CSS_SELECTOR, selector).click()
+    except StaleElementReferenceException:
+        return False
+    return True
