@@ -49,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _browser import (  # noqa: E402 (after the path set-up)
     Demo,
+    MachineCpu,
     NetworkLog,
     RssSampler,
     browser,
@@ -346,7 +347,7 @@ def run(
 ) -> dict:
     """One run; ``during`` (the viewer benchmark's synthetic viewers) is entered for the
     measuring time with the demo, the wall token and the callback bodies the real page sent;
-    ``after`` runs once that is over, with the feed and the pages still running."""
+    ``after`` runs once that is over and the browsers and the feed are closed."""
     out = header(args, script)
     data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="bench-screen-"))
     started = time.monotonic()
@@ -393,8 +394,11 @@ def run(
             metrics_start = pages.metrics()
             rss = RssSampler(demo)
             extra = stack.enter_context(during(demo, token, captured)) if during else None
+            machine = MachineCpu(demo)
+            machine.start()
             sent, t0 = steady(r, markers, points, pages, rss, args.seconds)
             t1 = time.time()
+            out["cpu_by_process_group"] = machine.stop()
             out["main_thread_per_page"] = main_thread(metrics_start, pages.metrics())
             rss.sample()
             out["rss"] = rss.summary()  # CPU shares over the measuring time only
@@ -409,8 +413,8 @@ def run(
             if args.profile_seconds:
                 out["page_cpu_profile"] = cpu_profile(drivers[0], args.profile_seconds)
             out["raw_canvas"] = raw_canvas(drivers[0], demo.base_url, args)
-            if after is not None:
-                out["after"] = after(demo, token, captured)
+        if after is not None:  # browsers and feed closed: the hook runs on a quiet server
+            out["after"] = after(demo, token, captured)
         e2s = event_to_screen(sent, pages)
         raw = raw_page_latency(sent, raw_records)
         out["event_to_screen"] = e2s

@@ -14,11 +14,11 @@ flowing; the event-to-screen, payload and memory goals measured meanwhile. Print
   network log), with its own tick number and its own State values from its previous responses,
   so the server does a browser's work for it. They draw nothing.
 
-After the measuring time, with the feed and the pages still running, the capacity of the same
-server is measured: ``--capacity-clients`` clients replaying the tick callbacks back to back
-(each keeping a state about one second old, as a 1 Hz viewer does), and, as the raw figure, the
-same clients against a Flask "hello" app served by gunicorn with the cockpit's settings (2
-gthread workers, 8 threads).
+After the measuring time, with the browsers closed and a fresh feed at the same rate running,
+the capacity of the same server is measured: ``--capacity-clients`` clients replaying the tick
+callbacks back to back (each keeping a state about one second old, as a 1 Hz viewer does),
+and, as the raw figure, the same clients against a Flask "hello" app served by gunicorn with
+the cockpit's settings (2 gthread workers, 8 threads).
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_screen  # noqa: E402
-from _browser import Demo, free_port, wait_for  # noqa: E402
+from _browser import Demo, MachineCpu, free_port, load_average, wait_for  # noqa: E402
+from _feed import Feed  # noqa: E402
 from _viewers import Hello, SyntheticViewers, Viewer, closed_loop  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -68,8 +69,12 @@ def replay_tick(templates: dict[str, str]):  # type: ignore[no-untyped-def]
 def capacity(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     def measure(demo: Demo, token: str, templates: dict[str, str]) -> dict:
         clients = [Viewer(demo.base_url, token, templates) for _ in range(args.capacity_clients)]
-        cockpit_rps = closed_loop(clients, replay_tick(templates), args.capacity_seconds)
-        hello_rps = raw_hello_rate(args)
+        cpu = MachineCpu(demo)
+        with Feed(demo.redis_url, [], args.rate):  # the data keeps changing, as in the run
+            cpu.start()
+            cockpit_rps = closed_loop(clients, replay_tick(templates), args.capacity_seconds)
+            cockpit_cpu = cpu.stop()
+            hello_rps = raw_hello_rate(args)
         per_viewer = len(templates)
         return {
             "cockpit_callbacks_per_s": cockpit_rps,
@@ -77,6 +82,8 @@ def capacity(args: argparse.Namespace):  # type: ignore[no-untyped-def]
             "ratio_cockpit_over_hello": round(cockpit_rps / hello_rps, 3) if hello_rps else None,
             "callbacks_per_viewer_tick": per_viewer,
             "viewers_at_1hz_this_capacity_serves": round(cockpit_rps / per_viewer),
+            "cpu_by_process_group_during_cockpit_capacity": cockpit_cpu,
+            "load_average": load_average(),
         }
 
     return measure
