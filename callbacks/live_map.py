@@ -114,9 +114,11 @@ def refresh_grids(user: User, _tick, metric, category, store):
         hideout["format"] = fmt
         hideout["colors"] = colors
     else:
-        for g, v in changed.items():
-            if g in grids:
-                hideout["values"][g] = v
+        # one Merge operation, not one Assign per grid: about a quarter of the bytes, and the
+        # browser copies the values object once per tick instead of once per changed grid
+        merged = {g: v for g, v in changed.items() if g in grids}
+        if merged:
+            hideout["values"].update(merged)
         for g in removed:
             if g in grids:
                 del hideout["values"][g]
