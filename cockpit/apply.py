@@ -19,19 +19,28 @@ Operations (built by :class:`Batch`):
 
 States (incidents, survey answers) are JSON values in hashes sharded by day; the check compares
 their status ``s`` ('' when absent), with one HMGET per shard, and the write is one HSET.
-New states travel as (field, json) and changed ones as (field, expected status, json): every
-argument costs about a microsecond inside Redis's Lua, more than the commands themselves.
 
-Idempotent index writes (ZADD of the same member with the same score) are sent in a pipeline
-just before the script: repeating them after a crash or a conflict changes nothing, and they
-would otherwise be two script arguments per event.
+The whole batch travels as ONE MessagePack argument that the script unpacks with Redis's
+built-in ``cmsgpack`` (C): a script argument costs about a microsecond each inside Redis and
+as much again to pack in redis-py, which made arguments the largest cost of a batch. Binary
+values (the heatmap's packed points; cmsgpack has no bin type) follow as extra arguments and
+the batch names them by position.
+
+The check that no entry was applied elsewhere is ``XCLAIM ... JUSTID`` of the batch to this
+consumer: it returns exactly the ids still pending in the group (an acknowledged entry was
+applied by whoever acknowledged it), as a flat list, and moving an entry that another
+consumer had claimed back to us is harmless: whichever script acknowledges first applies it,
+and the other then finds it gone.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from itertools import chain
 
+import msgspec
+import numpy as np
 import redis
 
 from cockpit.contract import DEADLETTER, Reject
@@ -46,48 +55,36 @@ DEADLETTER_MAXLEN = 1_000_000
 
 _SCRIPT = """
 local stream, dl = KEYS[1], KEYS[2]
-local group, health, rate_prefix, dl_maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local prefix, minute_ttl, hour_ttl = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
-local consumer = ARGV[8]
+local A = cmsgpack.unpack(ARGV[1])
+local group, health, rate_prefix, dl_maxlen = A[1], A[2], A[3], A[4]
+local prefix, minute_ttl, hour_ttl = A[5], tonumber(A[6]), tonumber(A[7])
+local consumer = A[8]
 local i = 9
--- stream ids compare by their two numbers, not as strings
-local function stream_lt(a, b)
-  local ams, aseq = string.match(a, '^(%d+)-(%d+)$')
-  local bms, bseq = string.match(b, '^(%d+)-(%d+)$')
-  ams, bms = tonumber(ams), tonumber(bms)
-  if ams ~= bms then return ams < bms end
-  return tonumber(aseq) < tonumber(bseq)
-end
-local nwin = tonumber(ARGV[i]); i = i + 1
+local nwin = tonumber(A[i]); i = i + 1
 local wins = {}
-for w = 1, nwin do wins[w] = {ARGV[i], tonumber(ARGV[i + 1])}; i = i + 2 end
-local nids = tonumber(ARGV[i]); i = i + 1
+for w = 1, nwin do wins[w] = {A[i], tonumber(A[i + 1])}; i = i + 2 end
+local nids = tonumber(A[i]); i = i + 1
 local first_id = i; i = i + nids
 -- states: per shard hash, n_new (field, json) pairs then n_upd (field, expected, json)
-local nshard = tonumber(ARGV[i]); i = i + 1
+local nshard = tonumber(A[i]); i = i + 1
 local shards = {}
 for s = 1, nshard do
-  local n_new, n_upd = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
-  shards[s] = {key = ARGV[i], expire = tonumber(ARGV[i + 1]), n_new = n_new, n_upd = n_upd,
+  local n_new, n_upd = tonumber(A[i + 2]), tonumber(A[i + 3])
+  shards[s] = {key = A[i], expire = tonumber(A[i + 1]), n_new = n_new, n_upd = n_upd,
                first = i + 4, first_upd = i + 4 + 2 * n_new}
   i = i + 4 + 2 * n_new + 3 * n_upd
 end
 
--- 1. checks, before any write. Our own pending entries in the batch's id range, in one call:
--- an entry missing from them was acknowledged (applied) or claimed by another consumer.
+-- 1. checks, before any write. Our own pending entries, in one read-only call: an entry of
+-- the batch missing from them was acknowledged (applied) or claimed by another consumer.
+-- (A consumer's pending list is normally just the batch it is applying.)
 local gone = {}
 if nids > 0 then
+  local pending = redis.call('XPENDING', stream, group, '-', '+', 2147483647, consumer)
   local mine = {}
-  local lo_id, hi_id = ARGV[first_id], ARGV[first_id]
-  for k = first_id, first_id + nids - 1 do
-    local id = ARGV[k]
-    if stream_lt(id, lo_id) then lo_id = id end
-    if stream_lt(hi_id, id) then hi_id = id end
-  end
-  local pending = redis.call('XPENDING', stream, group, lo_id, hi_id, nids + 1000000, consumer)
   for _, p in ipairs(pending) do mine[p[1]] = true end
   for k = first_id, first_id + nids - 1 do
-    if not mine[ARGV[k]] then gone[#gone + 1] = ARGV[k] end
+    if not mine[A[k]] then gone[#gone + 1] = A[k] end
   end
 end
 if #gone > 0 then return {0, gone} end
@@ -97,7 +94,7 @@ for _, sh in ipairs(shards) do
   for k = sh.first, sh.first + 2 * sh.n_new - 1, 2000 do
     local upto = math.min(k + 1999, sh.first + 2 * sh.n_new - 1)
     local fields = {}
-    for f = k, upto, 2 do fields[#fields + 1] = ARGV[f] end
+    for f = k, upto, 2 do fields[#fields + 1] = A[f] end
     local cur = redis.call('HMGET', sh.key, unpack(fields))
     for f = 1, #fields do
       if cur[f] then stale[#stale + 1] = fields[f] end
@@ -106,9 +103,9 @@ for _, sh in ipairs(shards) do
   -- changed states: the stored status must still be the one the worker read
   for k = 0, sh.n_upd - 1 do
     local at = sh.first_upd + 3 * k
-    local value = redis.call('HGET', sh.key, ARGV[at])
-    if not (value and cjson.decode(value).s == ARGV[at + 1]) then
-      stale[#stale + 1] = ARGV[at]
+    local value = redis.call('HGET', sh.key, A[at])
+    if not (value and cjson.decode(value).s == A[at + 1]) then
+      stale[#stale + 1] = A[at]
     end
   end
 end
@@ -116,15 +113,15 @@ if #stale > 0 then return {2, stale} end
 
 -- 2. acknowledge and record state
 for k = first_id, first_id + nids - 1, 500 do
-  redis.call('XACK', stream, group, unpack(ARGV, k, math.min(k + 499, first_id + nids - 1)))
+  redis.call('XACK', stream, group, unpack(A, k, math.min(k + 499, first_id + nids - 1)))
 end
 for _, sh in ipairs(shards) do
   for k = sh.first, sh.first + 2 * sh.n_new - 1, 2000 do
-    redis.call('HSET', sh.key, unpack(ARGV, k, math.min(k + 1999, sh.first + 2 * sh.n_new - 1)))
+    redis.call('HSET', sh.key, unpack(A, k, math.min(k + 1999, sh.first + 2 * sh.n_new - 1)))
   end
   for k = 0, sh.n_upd - 1 do
     local at = sh.first_upd + 3 * k
-    redis.call('HSET', sh.key, ARGV[at], ARGV[at + 2])
+    redis.call('HSET', sh.key, A[at], A[at + 2])
   end
   redis.call('EXPIREAT', sh.key, sh.expire)
 end
@@ -134,11 +131,11 @@ local now_s = tonumber(t[1])
 local now_min = math.floor(now_s / 60)
 
 -- 3. dead letters, with reason and original fields
-local ndead = tonumber(ARGV[i]); i = i + 1
+local ndead = tonumber(A[i]); i = i + 1
 for d = 1, ndead do
   redis.call('XADD', dl, 'MAXLEN', '~', dl_maxlen, '*', 'stream', stream,
-    'entry_id', ARGV[i], 'reason', ARGV[i + 1], 'detail', ARGV[i + 2], 'fields', ARGV[i + 3])
-  redis.call('HINCRBY', health, stream .. '|dead|' .. ARGV[i + 1], 1)
+    'entry_id', A[i], 'reason', A[i + 1], 'detail', A[i + 2], 'fields', A[i + 3])
+  redis.call('HINCRBY', health, stream .. '|dead|' .. A[i + 1], 1)
   i = i + 4
 end
 
@@ -153,63 +150,91 @@ local function window_marks()
     rolled[w] = tonumber(r)
   end
 end
-local nops = tonumber(ARGV[i]); i = i + 1
+-- Counter increments are summed per key and field first and written at the end with one
+-- HMGET and one HSET per thousand fields: a minute's count reaches the minute bucket, the
+-- hour bucket and three windows, and one redis.call per increment (about 2 us with its
+-- AOF record) was the largest cost of a batch.
+local acc, acc_keys, expires = {}, {}, {}
+local function add(key, fld, delta)
+  local t = acc[key]
+  if not t then t = {}; acc[key] = t; acc_keys[#acc_keys + 1] = key end
+  t[fld] = (t[fld] or 0) + delta
+end
+local nops = tonumber(A[i]); i = i + 1
 for _ = 1, nops do
-  local op = ARGV[i]
+  local op = A[i]
   if op == 'H' then
-    redis.call('HINCRBY', ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]); i = i + 4
+    add(A[i + 1], A[i + 2], tonumber(A[i + 3])); i = i + 4
   elseif op == 'E' then
-    if tonumber(ARGV[i + 2]) > now_s then redis.call('EXPIREAT', ARGV[i + 1], ARGV[i + 2]) end
+    if tonumber(A[i + 2]) > now_s then expires[#expires + 1] = {A[i + 1], A[i + 2]} end
     i = i + 3
   elseif op == 'G' then
     if not rolled then window_marks() end
-    local minute, cat, n = tonumber(ARGV[i + 1]), ARGV[i + 2], tonumber(ARGV[i + 3])
+    local minute, cat, n = tonumber(A[i + 1]), A[i + 2], tonumber(A[i + 3])
     i = i + 4
     local hour = math.floor(minute / 60)
     local mexp = (minute + 1) * 60 + minute_ttl
     local hexp = (hour + 1) * 3600 + hour_ttl
     local mkey = prefix .. 'm:' .. minute .. ':' .. cat
     local hkey = prefix .. 'h:' .. hour .. ':' .. cat
-    for f = 0, n - 1 do
-      local fld, delta = ARGV[i + 2 * f], tonumber(ARGV[i + 2 * f + 1])
-      if mexp > now_s then redis.call('HINCRBY', mkey, fld, delta) end
-      if hexp > now_s then redis.call('HINCRBY', hkey, fld, delta) end
-      for w = 1, nwin do
-        if minute > rolled[w] then
-          redis.call('HINCRBY', prefix .. 'w:' .. wins[w][1] .. ':' .. cat, fld, delta)
-        end
-      end
+    local wkeys = {}
+    for w = 1, nwin do
+      if minute > rolled[w] then wkeys[#wkeys + 1] = prefix .. 'w:' .. wins[w][1] .. ':' .. cat end
     end
-    if mexp > now_s then redis.call('EXPIREAT', mkey, mexp) end
-    if hexp > now_s then redis.call('EXPIREAT', hkey, hexp) end
+    for f = 0, n - 1 do
+      local fld, delta = A[i + 2 * f], tonumber(A[i + 2 * f + 1])
+      if mexp > now_s then add(mkey, fld, delta) end
+      if hexp > now_s then add(hkey, fld, delta) end
+      for w = 1, #wkeys do add(wkeys[w], fld, delta) end
+    end
+    if mexp > now_s then expires[#expires + 1] = {mkey, mexp} end
+    if hexp > now_s then expires[#expires + 1] = {hkey, hexp} end
     i = i + 2 * n
   elseif op == 'L' then
-    local key, fld, ts = ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+    local key, fld, ts = A[i + 1], A[i + 2], tonumber(A[i + 3])
     local cur = redis.call('HGET', key, fld)
     local cur_ts = cur and tonumber(string.match(cur, '^(%d+)|')) or -1
-    if ts > cur_ts then redis.call('HSET', key, fld, ARGV[i + 3] .. '|' .. ARGV[i + 4]) end
+    if ts > cur_ts then redis.call('HSET', key, fld, A[i + 3] .. '|' .. A[i + 4]) end
     i = i + 5
   elseif op == 'Z' then
-    local key, min_score = ARGV[i + 1], ARGV[i + 2]
-    local keep, n = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
+    local key, min_score = A[i + 1], A[i + 2]
+    local keep, n = tonumber(A[i + 3]), tonumber(A[i + 4])
     i = i + 5
     for k = i, i + 2 * n - 1, 1000 do
-      redis.call('ZADD', key, unpack(ARGV, k, math.min(k + 999, i + 2 * n - 1)))
+      redis.call('ZADD', key, unpack(A, k, math.min(k + 999, i + 2 * n - 1)))
     end
     i = i + 2 * n
     redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. min_score)
     if keep > 0 then redis.call('ZREMRANGEBYRANK', key, 0, -(keep + 1)) end
   elseif op == 'A' then
-    redis.call('APPEND', ARGV[i + 1], ARGV[i + 2])
-    redis.call('EXPIREAT', ARGV[i + 1], ARGV[i + 3])
+    redis.call('APPEND', A[i + 1], ARGV[A[i + 2]])
+    redis.call('EXPIREAT', A[i + 1], A[i + 3])
     i = i + 4
   else
     return redis.error_reply('unknown op ' .. tostring(op))
   end
 end
 
+for _, key in ipairs(acc_keys) do
+  local flds, deltas = {}, {}
+  for fld, delta in pairs(acc[key]) do
+    if delta ~= 0 then flds[#flds + 1] = fld; deltas[#deltas + 1] = delta end
+  end
+  for k = 1, #flds, 1000 do
+    local last = math.min(k + 999, #flds)
+    local cur = redis.call('HMGET', key, unpack(flds, k, last))
+    local args = {}
+    for j = k, last do
+      args[#args + 1] = flds[j]
+      args[#args + 1] = string.format('%d', (tonumber(cur[j - k + 1]) or 0) + deltas[j])
+    end
+    redis.call('HSET', key, unpack(args))
+  end
+end
+for _, e in ipairs(expires) do redis.call('EXPIREAT', e[1], e[2]) end
+
 -- 5. health: applied counts, per-minute rate, data age
-local nvalid, max_ts = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
+local nvalid, max_ts = tonumber(A[i]), tonumber(A[i + 1])
 redis.call('HINCRBY', health, stream .. '|applied', nvalid)
 redis.call('HINCRBY', rate_prefix .. now_min, stream, nvalid + ndead)
 redis.call('EXPIRE', rate_prefix .. now_min, 7200)
@@ -238,19 +263,31 @@ class Batch:
     """Everything one batch of one stream writes, in the order the script reads it."""
 
     entry_ids: list[str] = field(default_factory=list)
-    # shard key -> (expire unix ts, [(field, expected status or '', new json)])
-    states: dict[str, tuple[int, list[tuple[str, str, str]]]] = field(default_factory=dict)
+    # shard key -> (expire unix ts, [field, json, field, json, ...]): states that must be absent
+    fresh: dict[str, tuple[int, list[str]]] = field(default_factory=dict)
+    # shard key -> (expire unix ts, [(field, expected status, new json)]): states that change
+    changed: dict[str, tuple[int, list[tuple[str, str, str]]]] = field(default_factory=dict)
     rejects: list[Reject] = field(default_factory=list)
     ops: list[object] = field(default_factory=list)
-    # idempotent sorted-set writes sent before the script: key -> (min score, [(score, member)])
-    index: dict[str, tuple[int, list[tuple[int, str]]]] = field(default_factory=dict)
+    blobs: list[bytes] = field(default_factory=list)  # binary values, script arguments 2...
     n_ops: int = 0
     n_valid: int = 0
     max_ts_ms: int = 0
 
     def state(self, shard: str, expire_unix: int, field_: str, expected: str, new: str) -> None:
-        """Set ``field_`` of ``shard`` to ``new`` if its status is still ``expected``."""
-        self.states.setdefault(shard, (expire_unix, []))[1].append((field_, expected, new))
+        """Set ``field_`` of ``shard`` to ``new`` if its status is still ``expected`` (''
+        for: the field must not exist yet)."""
+        if expected == "":
+            self.fresh.setdefault(shard, (expire_unix, []))[1].extend((field_, new))
+        else:
+            self.changed.setdefault(shard, (expire_unix, []))[1].append((field_, expected, new))
+
+    def fresh_states(
+        self, shard: str, expire_unix: int, fields: list[str], values: list[str]
+    ) -> None:
+        """Many :meth:`state` calls at once for states that must not exist yet."""
+        flat = self.fresh.setdefault(shard, (expire_unix, []))[1]
+        flat.extend(chain.from_iterable(zip(fields, values, strict=True)))
 
     def hincr(self, key: str, field_: str, delta: int) -> None:
         self.ops += ["H", key, field_, delta]
@@ -262,8 +299,7 @@ class Batch:
 
     def counts(self, minute: int, category: str, pairs: list[tuple[str, int]]) -> None:
         self.ops += ["G", minute, category, len(pairs)]
-        for area_id, delta in pairs:
-            self.ops += [area_id, delta]
+        self.ops.extend(chain.from_iterable(pairs))
         self.n_ops += 1
 
     def latest(self, key: str, field_: str, ts_ms: int, value: str) -> None:
@@ -276,17 +312,12 @@ class Batch:
         """ZADD ``members`` (score, member); drop those under ``min_score``; keep the last
         ``keep`` (0: all)."""
         self.ops += ["Z", key, min_score, keep, len(members)]
-        for score, member in members:
-            self.ops += [score, member]
+        self.ops.extend(chain.from_iterable(members))
         self.n_ops += 1
 
-    def index_add(self, key: str, members: list[tuple[int, str]], min_score: int) -> None:
-        """ZADD ``members`` (score, member) and drop those under ``min_score``, before the
-        script: only for writes that change nothing when repeated."""
-        self.index.setdefault(key, (min_score, []))[1].extend(members)
-
     def append(self, key: str, data: bytes, expire_unix: int) -> None:
-        self.ops += ["A", key, data, expire_unix]
+        self.blobs.append(data)
+        self.ops += ["A", key, len(self.blobs) + 1, expire_unix]  # ARGV index of the data
         self.n_ops += 1
 
 
@@ -308,15 +339,15 @@ class Applier:
             args += [name, minutes]
         args.append(len(batch.entry_ids))
         args.extend(batch.entry_ids)
-        args.append(len(batch.states))
-        for shard, (expire, items) in batch.states.items():
-            fresh = [(f, new) for f, expected, new in items if expected == ""]
-            changed = [item for item in items if item[1] != ""]
-            args += [shard, expire, len(fresh), len(changed)]
-            for field_, new in fresh:
-                args += [field_, new]
-            for field_, expected, new in changed:
-                args += [field_, expected, new]
+        shards = list(dict.fromkeys([*batch.fresh, *batch.changed]))
+        args.append(len(shards))
+        for shard in shards:
+            expire, fresh = batch.fresh.get(shard, (0, []))
+            expire, changed = batch.changed.get(shard, (expire, []))
+            args += [shard, expire, len(fresh) // 2, len(changed)]
+            args.extend(fresh)
+            for item in changed:
+                args.extend(item)
         args.append(len(batch.rejects))
         for rej in batch.rejects:
             original = json.dumps(rej.fields, ensure_ascii=False)
@@ -324,14 +355,21 @@ class Applier:
         args.append(batch.n_ops)
         args.extend(batch.ops)
         args += [batch.n_valid, batch.max_ts_ms]
-        if batch.index:
-            with self._client.pipeline(transaction=False) as pipe:
-                for key, (min_score, members) in batch.index.items():
-                    pipe.zadd(key, {member: score for score, member in members})
-                    pipe.zremrangebyscore(key, "-inf", f"({min_score}")
-                pipe.execute()
-        code, detail = self._script(keys=[stream, DEADLETTER], args=args)
+        packed = _pack(args)
+        code, detail = self._script(keys=[stream, DEADLETTER], args=[packed, *batch.blobs])
         if code == 1:
             return
         ids = [x.decode() if isinstance(x, bytes) else str(x) for x in detail]
         raise Conflict(gone=ids if code == 0 else [], stale=ids if code == 2 else [])
+
+
+def _plain(value: object) -> object:
+    """numpy scalars as Python numbers: MessagePack knows only the plain types."""
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    raise TypeError(f"cannot send {type(value).__name__} to the apply script")
+
+
+_pack = msgspec.msgpack.Encoder(enc_hook=_plain).encode

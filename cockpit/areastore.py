@@ -4,6 +4,7 @@ grids. Geometry is immutable per version, so each process caches what it built f
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from dataclasses import dataclass
 from functools import cached_property
@@ -67,6 +68,11 @@ class Geography:
             dtype=np.int32,
         )
         return AreaCodes(np.array(all_ids, dtype=object), grid_to_codes)
+
+    @cached_property
+    def grid_ids_json(self) -> list[str]:
+        """Each grid id as a JSON string literal, for writing incident states quickly."""
+        return [json.dumps(str(g), ensure_ascii=False) for g in self.grid_ids]
 
     @cached_property
     def grid_index(self) -> dict[str, int]:

@@ -141,18 +141,34 @@ def validate_incidents(
     here, points inside it but in no grid are rejected by the worker after point-in-grid.
     """
     batch = IncidentBatch()
+    rows = [fields for _, fields in entries]
+    ok, c_ts, c_lat, c_lon, c_status, c_sev = _clean_incidents(
+        rows, now_ms + MAX_FUTURE_MS, bbox
+    )
+    if all(ok):  # the usual batch: the columns are the result
+        batch.entry_ids = [entry_id for entry_id, _ in entries]
+        batch.ids = [f["id"] for f in rows]
+        batch.category = [f["category"] for f in rows]
+        batch.status = c_status
+        batch.ts_ms = np.asarray(c_ts, dtype=np.int64)
+        batch.lat = np.asarray(c_lat, dtype=np.float64)
+        batch.lon = np.asarray(c_lon, dtype=np.float64)
+        batch.severity = np.asarray(c_sev, dtype=np.int8)
+        return batch
     ts, lat, lon, sev = [], [], [], []
-    future = now_ms + MAX_FUTURE_MS
-    for entry_id, fields in entries:
-        # the common, clean entry is checked with a handful of operations; anything else
-        # goes through the detailed checks, which name what is wrong
-        valid = _clean_incident(fields, future, bbox)
-        if valid is None:
-            try:
-                valid = _checked_incident(fields, now_ms, bbox)
-            except _Bad as bad:
-                batch.rejects.append(Reject(entry_id, bad.reason, bad.detail, fields))
-                continue
+    for k, (entry_id, fields) in enumerate(entries):
+        if ok[k]:
+            valid = (c_ts[k], c_lat[k], c_lon[k], c_status[k], c_sev[k])
+        else:
+            # anything but the plainest clean entry goes through the detailed checks, which
+            # name what is wrong (or accept an ISO ts)
+            valid = _clean_incident(fields, now_ms + MAX_FUTURE_MS, bbox)
+            if valid is None:
+                try:
+                    valid = _checked_incident(fields, now_ms, bbox)
+                except _Bad as bad:
+                    batch.rejects.append(Reject(entry_id, bad.reason, bad.detail, fields))
+                    continue
         batch.entry_ids.append(entry_id)
         batch.ids.append(fields["id"])
         batch.category.append(fields["category"])
@@ -223,6 +239,63 @@ def _clean_incident(
     ):  # fmt: skip
         return None
     return int(ts), y, x, status, severity
+
+
+_BASE_KEYS = frozenset(("id", "ts", "category", "lat", "lon", "severity", "status"))
+
+
+def _floats(texts: list[str]) -> list[float]:
+    """float() of each text, NaN where it is not a number (NaN then fails the map check)."""
+    try:
+        return [float(t) for t in texts]
+    except ValueError:
+        out = []
+        for t in texts:
+            try:
+                out.append(float(t))
+            except ValueError:
+                out.append(math.nan)
+        return out
+
+
+def _clean_incidents(
+    rows: list[dict[str, str]], future_ms: int, bbox: tuple[float, float, float, float]
+) -> tuple[list[bool], list[int], list[float], list[float], list[str], list[int]]:
+    """:func:`_clean_incident` for a whole batch at once, column by column: (ok, ts, lat, lon,
+    status, severity), where ``ok[k]`` is true exactly when ``_clean_incident(rows[k])``
+    accepts it, with the same values. About three times faster per entry."""
+    ids = [f.get("id", "") for f in rows]
+    ts = [f.get("ts", "") for f in rows]
+    cats = [f.get("category", "") for f in rows]
+    status = [f.get("status") or "new" for f in rows]
+    sev = [_SEVERITIES.get(f.get("severity", ""), 0) for f in rows]
+    ok = [
+        "lat" in f and "lon" in f and 0 < len(i) <= MAX_ID and 0 < len(t) <= 18
+        and t.isascii() and t.isdigit() and c in CATEGORIES and s in _STATUS_SET and v > 0
+        for f, i, t, c, s, v in zip(rows, ids, ts, cats, status, sev, strict=True)
+    ]  # fmt: skip
+    t_ms = [int(t) if good else 0 for t, good in zip(ts, ok, strict=True)]
+    lat = _floats([f.get("lat", "nan") for f in rows])
+    lon = _floats([f.get("lon", "nan") for f in rows])
+    y, x, t_arr = np.array(lat), np.array(lon), np.array(t_ms, dtype=np.int64)
+    inside = (bbox[1] <= y) & (y <= bbox[3]) & (bbox[0] <= x) & (x <= bbox[2])  # NaN: False
+    good = np.array(ok, dtype=bool) & inside & (t_arr <= future_ms)
+    # the optional texts: only rows with keys beyond the base ones can be too long
+    for k in np.flatnonzero(good).tolist():
+        f = rows[k]
+        if not f.keys() <= _BASE_KEYS and (
+            len(f.get("text", "")) > MAX_TEXT["text"]
+            or len(f.get("address", "")) > MAX_TEXT["address"]
+            or len(f.get("reporter", "")) > MAX_TEXT["reporter"]
+            or len(f.get("source", "")) > MAX_TEXT["source"]
+        ):
+            good[k] = False
+    # non-UTF-8 bytes (decoded as U+FFFD): one search over the whole batch, rows only if found
+    if "\ufffd" in "\x00".join(map("\x00".join, map(dict.values, rows))):
+        for k in np.flatnonzero(good).tolist():
+            if "\ufffd" in "".join(rows[k].values()):
+                good[k] = False
+    return good.tolist(), t_ms, lat, lon, status, sev
 
 
 @dataclass

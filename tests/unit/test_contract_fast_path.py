@@ -7,7 +7,13 @@ import itertools
 
 import pytest
 
-from cockpit.contract import MAX_FUTURE_MS, _Bad, _checked_incident, _clean_incident
+from cockpit.contract import (
+    MAX_FUTURE_MS,
+    _Bad,
+    _checked_incident,
+    _clean_incident,
+    _clean_incidents,
+)
 
 NOW = 1_795_000_000_000
 BBOX = (120.0, 31.4, 120.6, 31.8)
@@ -58,3 +64,29 @@ def test_fast001_quick_check_agrees_with_detailed_checks():
 def test_fast002_missing_required_field_never_passes_quick_check(field):
     fields = {k: v for k, v in GOOD.items() if k != field}
     assert _clean_incident(fields, NOW + MAX_FUTURE_MS, BBOX) is None
+
+
+def test_fast003_batch_check_agrees_with_the_entry_check():
+    """The column-wise check of a whole batch accepts exactly what the per-entry quick check
+    accepts, with the same values, on every combination above (one batch, 864,000 rows)."""
+    rows = list(_entries())
+    ok, ts, lat, lon, status, severity = _clean_incidents(rows, NOW + MAX_FUTURE_MS, BBOX)
+    accepted = 0
+    for k, fields in enumerate(rows):
+        quick = _clean_incident(fields, NOW + MAX_FUTURE_MS, BBOX)
+        if ok[k]:
+            assert quick == (ts[k], lat[k], lon[k], status[k], severity[k]), fields
+            accepted += 1
+        else:
+            assert quick is None, fields
+    assert accepted >= 500, accepted
+
+
+def test_fast004_batch_check_of_a_mixed_batch_keeps_each_row_apart():
+    """A bad row does not spoil the good rows beside it, and non-UTF-8 text found anywhere in
+    the batch rejects only its own row."""
+    bad_text = {**GOOD, "id": "i-2", "text": "bad \ufffd byte"}
+    no_lat = {k: v for k, v in GOOD.items() if k != "lat"}
+    rows = [GOOD, bad_text, no_lat, {**GOOD, "id": "i-3", "lat": "abc"}, {**GOOD, "id": "i-4"}]
+    ok = _clean_incidents(rows, NOW + MAX_FUTURE_MS, BBOX)[0]
+    assert ok == [True, False, False, False, True]
