@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -483,13 +484,18 @@ class MachineCpu:
     benchmark, its Redis): the demo's web workers, the demo's other processes (worker, alerts,
     simulator), the demo's Redis (its socket is in the demo's data dir), this benchmark's
     children (Chromium, the feed, synthetic viewers, raw apps) and this process; anything else is
-    grouped by process name as ``other: <name>``. A process that exits between the two
-    snapshots is not counted (a closed browser's last seconds, for instance)."""
+    grouped by process name as ``other: <name>``. Processes are sampled every ``every``
+    seconds in a thread, so one that starts and exits within the span (another engineer's
+    short benchmark) is counted up to its last sample."""
 
-    def __init__(self, demo: Demo) -> None:
+    def __init__(self, demo: Demo, every: float = 1.0) -> None:
         self.demo = demo
+        self.every = every
         self.before: dict[int, tuple[str, float]] = {}
+        self.last: dict[int, tuple[str, float]] = {}
         self.t0 = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def _group(self, proc: psutil.Process, web: set[int], demo: set[int], mine: set[int]) -> str:
         if proc.pid in web:
@@ -524,15 +530,26 @@ class MachineCpu:
                 out[proc.pid] = (group, times.user + times.system)
         return out
 
+    def _sample(self) -> None:
+        while not self._stop.wait(self.every):
+            self.last.update(self._snapshot())
+
     def start(self) -> None:
         self.before = self._snapshot()
+        self.last = dict(self.before)
         self.t0 = time.monotonic()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
 
     def stop(self) -> dict[str, float]:
-        after = self._snapshot()
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.last.update(self._snapshot())
         span = time.monotonic() - self.t0
         groups: dict[str, float] = {}
-        for pid, (group, cpu) in after.items():
+        for pid, (group, cpu) in self.last.items():
             used = cpu - self.before.get(pid, (group, 0.0))[1]
             groups[group] = groups.get(group, 0.0) + used / span
         total = sum(groups.values())
