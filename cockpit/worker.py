@@ -22,6 +22,7 @@ import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis
 
@@ -144,7 +145,10 @@ class Worker(StreamConsumer):
 
     # -- applying -----------------------------------------------------------------------
     def process(self, stream: str, raw_entries: list) -> None:
-        entries = [(_s(eid), decode_fields(f or {})) for eid, f in raw_entries]
+        if raw_entries and isinstance(raw_entries[0][0], str):  # decoded by hiredis already
+            entries = [(eid, f if f is not None else {}) for eid, f in raw_entries]
+        else:
+            entries = [(_s(eid), decode_fields(f or {})) for eid, f in raw_entries]
         try:
             self._apply(stream, entries)
         except (redis.ConnectionError, redis.TimeoutError):
@@ -311,7 +315,26 @@ def _text_client(client: redis.Redis) -> redis.Redis:
     validation rejects as ``wrong_type``."""
     pool = client.connection_pool
     kwargs = {**pool.connection_kwargs, "decode_responses": True, "encoding_errors": "replace"}
-    return redis.Redis(connection_pool=redis.ConnectionPool(pool.connection_class, **kwargs))
+    reader = redis.Redis(connection_pool=redis.ConnectionPool(pool.connection_class, **kwargs))
+    reader.set_response_callback("XREADGROUP", _stream_entries)
+    return reader
+
+
+def _stream_entries(response: Any, **_options: Any) -> list[tuple[str, list]] | None:
+    """XREADGROUP's reply as [(stream, [(entry id, fields or None), ...]), ...], built with
+    less Python per entry than redis-py's own parser (RESP2 list or RESP3 map)."""
+    if not response:
+        return None
+    pairs = response.items() if isinstance(response, dict) else response
+    out = []
+    for stream, entries in pairs:
+        if entries and len(entries) == 1 and entries[0] and isinstance(entries[0][0], list):
+            entries = entries[0]  # RESP3 wraps the entries once more
+        out.append((stream, [
+            (eid, dict(zip(f[::2], f[1::2], strict=True)) if f is not None else None)
+            for eid, f in entries
+        ]))  # fmt: skip
+    return out
 
 
 def _s(value: bytes | str) -> str:
