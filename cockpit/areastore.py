@@ -70,6 +70,13 @@ class Geography:
         return AreaCodes(np.array(all_ids, dtype=object), grid_to_codes)
 
     @cached_property
+    def grid_streets(self) -> tuple[np.ndarray, list[str]]:
+        """(street code of each grid position, street id of each code): grouping rows by an
+        integer beats comparing street ids as strings."""
+        names, codes = np.unique(self.grid_street.astype(str), return_inverse=True)
+        return codes.astype(np.int32), names.tolist()
+
+    @cached_property
     def grid_ids_json(self) -> list[str]:
         """Each grid id as a JSON string literal, for writing incident states quickly."""
         return [json.dumps(str(g), ensure_ascii=False) for g in self.grid_ids]

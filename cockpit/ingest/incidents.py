@@ -164,8 +164,9 @@ def _count_new(batch: Batch, geo: Geography, checked, pos, rows, now_ms: int) ->
         return
     grid_pos = pos[rows]
     minute = checked.ts_ms[rows] // 60_000
-    cat = np.array([CATEGORY_INDEX[checked.category[k]] for k in rows])
-    status = np.array([STATUS_INDEX[checked.status[k]] for k in rows])
+    row_list = rows.tolist()
+    cat = np.array([CATEGORY_INDEX[checked.category[k]] for k in row_list], dtype=np.int64)
+    status = np.array([STATUS_INDEX[checked.status[k]] for k in row_list], dtype=np.int64)
     codes = geo.codes
     for m, label, pairs in rollup(codes, grid_pos, cat, CATEGORIES, minute):
         batch.counts(m, label, pairs)
@@ -183,15 +184,17 @@ def _count_new(batch: Batch, geo: Geography, checked, pos, rows, now_ms: int) ->
         expire = int((m + 1) * 60 + MINUTE_TTL_S)
         batch.append(f"{INCIDENT_POINTS}{geo.version[:8]}:{m}", points[mine].tobytes(), expire)
     # the point layer's index, per street
-    streets = geo.grid_street[grid_pos]
-    row_ts, row_grid, row_list = checked.ts_ms[rows].tolist(), grid_pos.tolist(), rows.tolist()
-    grid_ids, inc_ids = geo.grid_ids, checked.ids
-    for street in np.unique(streets):
-        members = [
-            (row_ts[j], f"{grid_ids[row_grid[j]]}|{inc_ids[row_list[j]]}")
-            for j in np.flatnonzero(streets == street).tolist()
-        ]
-        batch.sorted_add(INCIDENT_RECENT + street, members, now_ms - RECENT_MS)
+    street_code, street_names = geo.grid_streets
+    streets = street_code[grid_pos]
+    order = np.argsort(streets, kind="stable")
+    bounds = np.flatnonzero(np.diff(streets[order])) + 1
+    row_ts, row_grid = checked.ts_ms[rows].tolist(), grid_pos.tolist()
+    grid_ids, inc_ids = geo.grid_ids.tolist(), checked.ids
+    since = now_ms - RECENT_MS
+    for group in np.split(order, bounds):
+        js = group.tolist()
+        members = [(row_ts[j], f"{grid_ids[row_grid[j]]}|{inc_ids[row_list[j]]}") for j in js]
+        batch.sorted_add(INCIDENT_RECENT + street_names[streets[js[0]]], members, since)
 
 
 def _count_updates(batch: Batch, geo: Geography, checked, updates) -> None:  # type: ignore[no-untyped-def]
