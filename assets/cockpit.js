@@ -16,16 +16,21 @@
     return hideout.colors[Math.min(k, hideout.colors.length - 1)];
   }
 
+  // The colours of the grids (values, breaks, colours, format) as the grid-values store last
+  // had them; before its first update, the layer's hideout.
+  function colours(context) {
+    return state.colours || (context && context.hideout) || {};
+  }
+
   function countOf(feature, context) {
-    const values = (context && context.hideout && context.hideout.values) || {};
-    return values[feature.id];
+    return (colours(context).values || {})[feature.id];
   }
 
   function gridStyle(feature, context) {
     const count = countOf(feature, context);
     state.drawn[feature.id] = count;
     return {
-      fillColor: classColor(count, context.hideout),
+      fillColor: classColor(count, colours(context)),
       fillOpacity: 0.78,
       color: "#6b7785",
       weight: 0.6,
@@ -51,11 +56,32 @@
         : [p.community_en, p.street_en, p.district_en];
       box.appendChild(el("div", "tip-parents", parents.filter(Boolean).join(" · ")));
       const value = state.drawn[feature.id];
-      const pct = context.hideout.format === "percent";
+      const pct = colours(context).format === "percent";
       const label = pct ? "%" : " " + ((context.hideout.labels || {}).count || "incidents");
       box.appendChild(el("div", "tip-count", (value === undefined ? "–" : value) + label));
       return box;
     }, { sticky: true });
+  }
+
+  // A new grid-values store: restyle, in place, the grids whose value changed (every grid
+  // when the classes or colours changed). Leaflet's canvas redraws once per frame for all of
+  // them. Grids not on the map yet take their colour from gridStyle when they are added.
+  function paintGrids(data) {
+    const noUpdate = window.dash_clientside.no_update;
+    if (!data) { return noUpdate; }
+    const old = state.colours;
+    const scheme = JSON.stringify([data.breaks, data.colors, data.zero, data.format]);
+    const all = !old || scheme !== state.scheme;
+    state.colours = data;
+    state.scheme = scheme;
+    const values = data.values || {};
+    for (const id in state.layers) {
+      const value = values[id];
+      if (!all && state.drawn[id] === value) { continue; }
+      state.drawn[id] = value;
+      state.layers[id].setStyle({ fillColor: classColor(value, data) });
+    }
+    return noUpdate;
   }
 
   function gridHover() {
@@ -213,6 +239,6 @@
     gaugePoint, gaugeTooltip, truckMarker, truckTooltip, trailStyle, siteStyle, siteTooltip,
   };
   window.dash_clientside = Object.assign({}, window.dash_clientside, {
-    cockpit: { dataAge, fleetAge },
+    cockpit: { dataAge, fleetAge, paintGrids },
   });
 })();

@@ -62,7 +62,7 @@ def _choice(metric: str | None, category: str | None, user: User) -> tuple[str, 
 
 
 @secure_callback(
-    Output(ids.GRID_LAYER, "hideout"),
+    Output(ids.GRID_VALUES, "data"),
     Output(ids.KPI_INCIDENTS, "children"),
     Output(ids.KPI_OPEN, "children"),
     Output(ids.LEGEND, "children"),
@@ -223,6 +223,11 @@ def _iso(ms: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000))
 
 
+clientside_callback(  # restyle the grids in place (see layers.grids.grid_values_stores)
+    ClientsideFunction(namespace="cockpit", function_name="paintGrids"),
+    Output(ids.GRID_PAINTED, "data"),
+    Input(ids.GRID_VALUES, "data"),
+)
 clientside_callback(
     ClientsideFunction(namespace="cockpit", function_name="dataAge"),
     Output(ids.DATA_AGE, "children"),

@@ -10,6 +10,9 @@ LABELS = "labels"
 # operations map (/)
 MAP = "map"
 GRID_LAYER = "grid-layer"
+# the grid colours (values, breaks, colours): restyled in place by cockpitMap.paintGrids
+GRID_VALUES = "grid-values"
+GRID_PAINTED = "grid-painted"
 BOUNDARY_LAYER = "boundary-layer"
 LEGEND = "legend"
 LIVE_STORE = "live-store"

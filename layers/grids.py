@@ -7,7 +7,7 @@ import math
 from collections.abc import Iterable
 
 import dash_leaflet as dl
-from dash import html
+from dash import dcc, html
 
 from cockpit import ids
 
@@ -55,6 +55,19 @@ def grid_layer(geojson_url: str, labels: dict[str, str]) -> dl.GeoJSON:
         hideout={"values": {}, "breaks": [1, 2, 3, 4, 5, 6, 7], "colors": COLORS,
                  "zero": ZERO_COLOR, "labels": labels, "format": "count"},
     )  # fmt: skip
+
+
+def grid_values_stores() -> list[dcc.Store]:
+    """The grid colours, kept out of the layer's ``hideout``: dash-leaflet 1.1.3 removes and
+    re-adds every feature of a GeoJSON whenever its hideout changes (a second and more for
+    20,000 grids), while ``cockpitMap.paintGrids`` restyles in place only the grids whose
+    value changed (all of them when the classes change)."""
+    return [
+        dcc.Store(id=ids.GRID_VALUES, data={"values": {}, "breaks": [1, 2, 3, 4, 5, 6, 7],
+                                            "colors": COLORS, "zero": ZERO_COLOR,
+                                            "format": "count"}),
+        dcc.Store(id=ids.GRID_PAINTED, data=None),
+    ]  # fmt: skip
 
 
 def boundary_layer(geojson_url: str) -> dl.GeoJSON:

@@ -17,7 +17,7 @@ from layers.alerts import PANE as ALERT_PANE
 from layers.alerts import PANE_Z as ALERT_PANE_Z
 from layers.alerts import alert_layer, alert_legend
 from layers.flood import gauge_layer, gauge_legend
-from layers.grids import boundary_layer, grid_layer, legend
+from layers.grids import boundary_layer, grid_layer, grid_values_stores, legend
 from layers.heat import heat_layer
 from layers.incidents import PANE as INCIDENT_PANE
 from layers.incidents import incident_labels, incident_layer, incident_legend
@@ -178,6 +178,7 @@ def layout(user: User, lang: str) -> html.Div:
                 *([alert_panel("ops", lang)] if authorize(user, "view_alerts") else []),
             ]),  # fmt: skip
             dcc.Store(id=ids.LIVE_STORE, data={}),
+            *grid_values_stores(),
             dcc.Store(id=ids.FLEET_STORE, data={}),
             dcc.Store(id=ids.INCIDENT_STORE, data={}),
         ],

@@ -11,6 +11,7 @@ from cockpit.i18n import t
 from cockpit.policy import User
 from cockpit.views.operations import badge, base_map, legends, map_layers
 from cockpit.webapp import runtime
+from layers.grids import grid_values_stores
 
 
 def rotation_targets(user: User, lang: str) -> list[dict]:
@@ -94,6 +95,7 @@ def layout(user: User, lang: str) -> html.Div:
                 ],
             ),  # fmt: skip
             dcc.Store(id=ids.LIVE_STORE, data={}),
+            *grid_values_stores(),
             dcc.Store(id=ids.FLEET_STORE, data={}),
             dcc.Store(id=ids.WALL_TARGETS, data=targets),
             dcc.Store(id=ids.WALL_FOCUS, data=None),
