@@ -99,6 +99,7 @@ WALL_SSI = "wall-ssi"
 WALL_TICKER = "wall-ticker"
 WALL_TARGETS = "wall-targets"
 WALL_FOCUS = "wall-focus"
+WALL_SHOWN = "wall-shown"  # fingerprint of what the wall's tiles and ticker show
 WALL_MAP = "wall-map"
 
 # alerts on screen (layers/alerts.py, cockpit/views/alert_list.py)

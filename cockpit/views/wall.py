@@ -99,5 +99,6 @@ def layout(user: User, lang: str) -> html.Div:
             dcc.Store(id=ids.FLEET_STORE, data={}),
             dcc.Store(id=ids.WALL_TARGETS, data=targets),
             dcc.Store(id=ids.WALL_FOCUS, data=None),
+            dcc.Store(id=ids.WALL_SHOWN, data=None),
         ],
     )
