@@ -240,7 +240,7 @@ def sign_in(driver: webdriver.Chrome, demo: Demo, user: str, path: str = "/") ->
 
 # Installed once the map is up. It times three moments, all on the browser's Date.now() (the
 # same machine clock as Python's time.time()):
-#  - ``responses``: each grid-layer callback response (``received``: Dash's fetch resolved, before
+#  - ``responses``: each grid-colour callback response (``received``: Dash's fetch resolved, before
 #    Dash's own handler runs; ``read``: a copy of its body read);
 #  - ``changes``: each time the grid style function draws a watched grid with a new value
 #    (cockpitMap.state.drawn is written by that function, so a Proxy on it sees every restyle);
@@ -281,7 +281,9 @@ window.fetch = function (url, init) {
   const body = (init && typeof init.body === "string") ? init.body : "";
   const sent = Date.now();
   const p = origFetch.apply(this, arguments);
-  if (String(url).includes("_dash-update-component") && body.includes("grid-layer.hideout")) {
+  // the grid colours' output: the store (since 16320e8) or, before, the layer's hideout
+  if (String(url).includes("_dash-update-component") &&
+      (body.includes("grid-values.data") || body.includes("grid-layer.hideout"))) {
     return p.then(res => {
       // runs before Dash's own handler (registered first): the response has arrived
       const rec = {sent: sent, received: Date.now()};

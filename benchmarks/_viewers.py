@@ -2,8 +2,8 @@
 a second replays the exact Dash callback requests a real Chromium wall sent for one interval
 tick, with its own tick number and its own State values taken from its previous responses
 (live-store, fleet-store, the heat URL), so the server does the same work for it as for a
-browser: the grid delta from its own last sequence number, the fleet check, the heat URL, the
-wall tiles. Nothing is drawn.
+browser: the grid delta from its own last sequence number, the fleet check, the heat URL (and
+the heat PNG when its URL changes), the wall tiles. Nothing is drawn.
 
 The viewers run in a child process (threads, one keep-alive HTTP connection each), so their
 client-side work never delays the main process's marker timing.
@@ -36,6 +36,7 @@ class Viewer:
         self.state: dict[tuple[str, str], object] = {}
         self.conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
         self.endpoint = ""
+        self.heat_url = ""  # the heat overlay PNG last fetched
         self._get(f"/wall/{token}")  # sets the session cookie, redirects to /wall
         if "cockpit_session" not in self.cookies:
             raise RuntimeError("the wall token did not sign the viewer in")
@@ -68,7 +69,9 @@ class Viewer:
 
     def call(self, outputs: str, tick: int, remember: bool = True) -> tuple[int, int, float]:
         """One callback request as the page would send it now: (status, bytes, ms); with
-        ``remember`` false the viewer keeps its State values (it stays a tick behind)."""
+        ``remember`` false the viewer keeps its State values (it stays a tick behind). When the
+        answer carries a new heat overlay URL, the PNG is fetched as the browser would (its
+        bytes are counted; ``ms`` is the callback's alone)."""
         body = json.loads(self.templates[outputs])
         for item in body.get("inputs", []):
             if isinstance(item, dict) and item.get("id") == "tick":
@@ -81,12 +84,19 @@ class Viewer:
         status, data = self._request("POST", "/_dash-update-component",
                                      json.dumps(body).encode())  # fmt: skip
         ms = (time.perf_counter() - started) * 1000
-        if status == 200 and remember:
+        size = len(data)
+        if status == 200:
             for comp, props in json.loads(data).get("response", {}).items():
                 for prop, value in props.items():
-                    if not (isinstance(value, dict) and "__dash_patch_update" in value):
+                    if (prop == "url" and isinstance(value, str) and value.startswith("/heat/")
+                            and value != self.heat_url):  # fmt: skip
+                        # a new heat overlay URL: a browser now fetches the PNG, so does this
+                        self.heat_url = value
+                        size += len(self._request("GET", value)[1])
+                    if remember and not (isinstance(value, dict) and
+                                         "__dash_patch_update" in value):  # fmt: skip
                         self.state[(comp, prop)] = value
-        return status, len(data), ms
+        return status, size, ms
 
 
 def _short(outputs: str) -> str:

@@ -75,7 +75,8 @@ from cockpit.contract import GROUP, INCIDENTS  # noqa: E402
 from cockpit.incidents import scope_grids  # noqa: E402
 from cockpit.users import create_wall_token  # noqa: E402
 
-GRID_OUTPUT = "grid-layer.hideout"
+# the grid colours' callback output: the store since 16320e8, the layer's hideout before
+GRID_OUTPUTS = ("grid-values.data", "grid-layer.hideout")
 
 
 def build_parser(description: str = __doc__) -> argparse.ArgumentParser:
@@ -209,7 +210,9 @@ def merged_size(body: str) -> int | None:
     instead of one Assign operation per grid: the same values, computed from the real body."""
     try:
         doc = json.loads(body)
-        hideout = doc["response"]["grid-layer"]["hideout"]
+        response = doc["response"]
+        hideout = (response["grid-values"]["data"] if "grid-values" in response
+                   else response["grid-layer"]["hideout"])  # fmt: skip
         ops = hideout["operations"]
     except (ValueError, KeyError, TypeError):
         return None
@@ -235,7 +238,7 @@ def payload(pages: Pages, since_s: float, until_s: float) -> dict:
         for r in reqs:
             if r.get("tick") is not None:
                 ticks.setdefault(r["tick"], []).append(r)
-                if GRID_OUTPUT in r["outputs"] and r.get("status") == 200:
+                if any(o in r["outputs"] for o in GRID_OUTPUTS) and r.get("status") == 200:
                     grid_wire.append(r["wire"])
                     grid_body.append(r["body"])
             elif "/heat/" in r["url"]:
