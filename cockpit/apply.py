@@ -216,17 +216,18 @@ for _ = 1, nops do
 end
 
 for _, key in ipairs(acc_keys) do
-  local flds, deltas = {}, {}
+  local flds, deltas, m = {}, {}, 0
   for fld, delta in pairs(acc[key]) do
-    if delta ~= 0 then flds[#flds + 1] = fld; deltas[#deltas + 1] = delta end
+    if delta ~= 0 then m = m + 1; flds[m] = fld; deltas[m] = delta end
   end
   for k = 1, #flds, 1000 do
     local last = math.min(k + 999, #flds)
     local cur = redis.call('HMGET', key, unpack(flds, k, last))
-    local args = {}
+    local args, n = {}, 0
     for j = k, last do
-      args[#args + 1] = flds[j]
-      args[#args + 1] = string.format('%d', (tonumber(cur[j - k + 1]) or 0) + deltas[j])
+      -- a Lua number reaches Redis as "%.17g", which writes whole numbers as integers
+      args[n + 1] = flds[j]; args[n + 2] = (tonumber(cur[j - k + 1]) or 0) + deltas[j]
+      n = n + 2
     end
     redis.call('HSET', key, unpack(args))
   end
