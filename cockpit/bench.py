@@ -65,17 +65,22 @@ def write(client: redis.Redis, entries: list[dict[str, str]]) -> float:
     return len(entries) / (time.perf_counter() - started)
 
 
-def raw_xrange_rate(client: redis.Redis, n: int) -> float:
-    """Entries/s redis-py reads by XRANGE in batches of 5,000 (the ceiling for any consumer)."""
-    started = time.perf_counter()
-    last, read = "-", 0
-    while read < n:
-        got = client.xrange(INCIDENTS, min=last, max="+", count=5000)
-        if not got:
-            break
-        read += len(got) if last == "-" else len(got) - 1
-        last = got[-1][0]
-    return read / (time.perf_counter() - started)
+def raw_xrange_rate(client: redis.Redis, n: int, passes: int = 3) -> float:
+    """Entries/s redis-py reads by XRANGE in batches of 5,000 (the ceiling for any consumer):
+    the best of ``passes`` passes, so a moment of noise on a shared machine does not lower the
+    figure the worker is compared with."""
+    best = 0.0
+    for _ in range(passes):
+        started = time.perf_counter()
+        last, read = "-", 0
+        while read < n:
+            got = client.xrange(INCIDENTS, min=last, max="+", count=5000)
+            if not got:
+                break
+            read += len(got) if last == "-" else len(got) - 1
+            last = got[-1][0]
+        best = max(best, read / (time.perf_counter() - started))
+    return best
 
 
 def raw_strtree_rate(geo: Geography, n: int = 200_000) -> float:
