@@ -22,8 +22,10 @@
     return state.colours || (context && context.hideout) || {};
   }
 
+  // null: the grid has no value any more (sent so in a Merge rather than as a Delete)
   function countOf(feature, context) {
-    return (colours(context).values || {})[feature.id];
+    const value = (colours(context).values || {})[feature.id];
+    return value === null ? undefined : value;
   }
 
   function gridStyle(feature, context) {
@@ -76,7 +78,7 @@
     state.scheme = scheme;
     const values = data.values || {};
     for (const id in state.layers) {
-      const value = values[id];
+      const value = values[id] === null ? undefined : values[id];
       if (!all && state.drawn[id] === value) { continue; }
       state.drawn[id] = value;
       state.layers[id].setStyle({ fillColor: classColor(value, data) });
