@@ -36,7 +36,6 @@ and the other then finds it gone.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import chain
 
@@ -333,25 +332,6 @@ class Applier:
     def apply(self, stream: str, group: str, consumer: str, batch: Batch) -> None:
         """Apply ``batch`` atomically, or raise :class:`Conflict` having written nothing.
         Only entries pending for ``consumer`` are applied (claimed ones belong to the claimer)."""
-        packed = _pack(self._arguments(group, consumer, batch))
-        _result(self._script(keys=[stream, DEADLETTER], args=[packed, *batch.blobs]))
-
-    def send(self, stream: str, group: str, consumer: str, batch: Batch) -> Sent:
-        """Start applying ``batch`` and return at once; :meth:`Sent.result` waits for the
-        outcome (as :meth:`apply` would end). Lets the worker prepare its next batch while
-        Redis runs this one."""
-        packed = _pack(self._arguments(group, consumer, batch))
-        conn = self._client.connection_pool.get_connection()
-        try:
-            conn.send_command(
-                "EVALSHA", self._script.sha, 2, stream, DEADLETTER, packed, *batch.blobs
-            )
-        except BaseException:
-            self._client.connection_pool.release(conn)
-            raise
-        return Sent(self, conn, lambda: self.apply(stream, group, consumer, batch))
-
-    def _arguments(self, group: str, consumer: str, batch: Batch) -> list[object]:
         args: list[object] = [
             group, HEALTH, HEALTH_RATE, DEADLETTER_MAXLEN, INC_PREFIX, MINUTE_TTL_S, HOUR_TTL_S,
             consumer, len(WINDOWS),
@@ -376,39 +356,12 @@ class Applier:
         args.append(batch.n_ops)
         args.extend(batch.ops)
         args += [batch.n_valid, batch.max_ts_ms]
-        return args
-
-
-class Sent:
-    """A batch on its way through the apply script (see :meth:`Applier.send`)."""
-
-    def __init__(self, applier: Applier, conn: object, again: Callable[[], None]) -> None:
-        self._applier, self._conn, self._again = applier, conn, again
-
-    def result(self) -> None:
-        """Wait for the script; raise :class:`Conflict` (nothing written) as apply() does."""
-        pool = self._applier._client.connection_pool
-        try:
-            reply = self._conn.read_response()  # type: ignore[attr-defined]
-        except redis.exceptions.NoScriptError:
-            pool.release(self._conn)
-            self._again()  # first use on this server: apply() loads the script
+        packed = _pack(args)
+        code, detail = self._script(keys=[stream, DEADLETTER], args=[packed, *batch.blobs])
+        if code == 1:
             return
-        except BaseException:
-            # a broken or half-read connection is not given back for reuse
-            self._conn.disconnect()  # type: ignore[attr-defined]
-            pool.release(self._conn)
-            raise
-        pool.release(self._conn)
-        _result(reply)
-
-
-def _result(reply: list) -> None:
-    code, detail = reply
-    if code == 1:
-        return
-    ids = [x.decode() if isinstance(x, bytes) else str(x) for x in detail]
-    raise Conflict(gone=ids if code == 0 else [], stale=ids if code == 2 else [])
+        ids = [x.decode() if isinstance(x, bytes) else str(x) for x in detail]
+        raise Conflict(gone=ids if code == 0 else [], stale=ids if code == 2 else [])
 
 
 def _plain(value: object) -> object:

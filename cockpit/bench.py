@@ -97,7 +97,7 @@ def raw_strtree_rate(geo: Geography, n: int = 200_000) -> float:
 def worker_rate(client: redis.Redis, n: int, batch: int) -> tuple[float, Worker, dict]:
     """Events/s of one in-process worker, and the CPU it and Redis spent per event: CPU time
     moves far less than wall time when other work shares the machine."""
-    worker = Worker(client, name="bench", batch_size=batch, block_ms=10, overlap=True)
+    worker = Worker(client, name="bench", batch_size=batch, block_ms=10)
     worker.ensure_groups()
     worker.step()  # warm caches (geometry, scripts) outside the timing
     started, cpu, server = time.perf_counter(), time.process_time(), _server_cpu(client)

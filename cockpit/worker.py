@@ -27,7 +27,7 @@ from typing import Any
 import redis
 
 from cockpit.aggregates import IncidentAggregates
-from cockpit.apply import Applier, Batch, Conflict, Sent
+from cockpit.apply import Applier, Batch, Conflict
 from cockpit.areastore import (
     VERSION_KEY,
     Geography,
@@ -38,7 +38,7 @@ from cockpit.areastore import (
 )
 from cockpit.consumer import Backoff, StreamConsumer
 from cockpit.contract import GAUGES, GROUP, INCIDENTS, SURVEYS, TRUCKS, Reject, decode_fields
-from cockpit.ingest.incidents import build_incidents, prepare_incidents, read_incidents
+from cockpit.ingest.incidents import prepare_incidents
 from cockpit.ingest.positions import prepare_gauges, prepare_trucks
 from cockpit.ingest.surveys import prepare_surveys
 
@@ -77,7 +77,6 @@ class Worker(StreamConsumer):
         retention_ms: int = 24 * 3600 * 1000,
         max_deliveries: int = 3,
         clock: Callable[[], float] = time.time,
-        overlap: bool = False,
     ) -> None:
         self.r = client
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
@@ -95,10 +94,6 @@ class Worker(StreamConsumer):
         self.last_ok_ms = 0
         self._geo: Geography | None = None
         self._last = {"roll": 0.0, "claim": 0.0, "trim": 0.0}
-        # overlap: an incident batch is prepared while Redis applies the one before it, which
-        # waits here, prepared, until then (see _overlapped)
-        self.overlap = overlap
-        self._held: tuple[list, Batch] | None = None
 
     # -- the loop -----------------------------------------------------------------------
     def run(self, stop: Callable[[], bool] = lambda: False) -> WorkerStats:
@@ -114,19 +109,15 @@ class Worker(StreamConsumer):
         while not stop():
             self.step()
             backoff.reset()
-        self.settle()
 
     def redis_away(self, exc: BaseException) -> None:
         self.stats.errors += 1
-        # a held batch stays pending in the group; claim_stale takes it up again
-        self._held = None
 
     def group_missing(self) -> None:
         """Redis lost its data: record the gap and restore the grids; :meth:`serve` then
         recreates the groups."""
         self.stats.errors += 1
         log.warning("consumer group missing (Redis lost its data?); recreating it")
-        self._held = None
         self._check_epoch()
 
     def step(self) -> int:
@@ -144,88 +135,20 @@ class Worker(StreamConsumer):
             claimed = self.claim_stale()
             if claimed:
                 return claimed
-        # with a batch held, only look for more: if there is none, apply the held one now
-        block = None if self._held else self.block_ms
-        resp = self.read_new(self.reader, self.batch_size, block)
+        resp = self.read_new(self.reader, self.batch_size, self.block_ms)
         total = 0
         for stream, entries in resp or []:
             name = stream.decode() if isinstance(stream, bytes) else stream
-            if self.overlap and name == INCIDENTS and entries:
-                self._overlapped(self._decoded(entries))
-            else:
-                self.settle()
-                self.process(name, entries)
+            self.process(name, entries)
             total += len(entries)
-        if not total:
-            self.settle()
         return total
-
-    def settle(self) -> None:
-        """Apply the held batch, if any, and wait for it."""
-        self._finish(self._send_held())
-
-    def _overlapped(self, entries: list[tuple[str, dict[str, str]]]) -> None:
-        """Prepare this batch of incidents while Redis applies the held one, then hold this
-        one until the next round. The states this batch read may predate the held batch's
-        writes; the apply script's state check then refuses it and it is prepared again."""
-        try:
-            looked = read_incidents(self.r, self._geography(), entries, int(self.clock() * 1000))
-        except (redis.ConnectionError, redis.TimeoutError):
-            raise
-        except Exception:  # noqa: BLE001 - the usual path isolates the entry at fault
-            self.settle()
-            self._process_entries(INCIDENTS, entries)
-            return
-        sent = self._send_held()
-        try:
-            batch: Batch | None = build_incidents(looked)
-        except Exception:  # noqa: BLE001
-            log.exception("preparing a batch of %d incidents failed", len(entries))
-            batch = None
-        self._finish(sent)
-        if batch is None:
-            self._process_entries(INCIDENTS, entries)
-        else:
-            self._held = (entries, batch)
-
-    def _send_held(self) -> tuple[list, Batch, Sent] | None:
-        if self._held is None:
-            return None
-        entries, batch = self._held
-        self._held = None
-        return entries, batch, self.applier.send(INCIDENTS, GROUP, self.name, batch)
-
-    def _finish(self, sent: tuple[list, Batch, Sent] | None) -> None:
-        if sent is None:
-            return
-        entries, batch, handle = sent
-        try:
-            handle.result()
-        except Conflict as conflict:
-            # prepared again from fresh states, without what others applied meanwhile
-            self.stats.conflicts += 1
-            gone = set(conflict.gone)
-            self._process_entries(INCIDENTS, [e for e in entries if e[0] not in gone])
-            return
-        except (redis.ConnectionError, redis.TimeoutError):
-            raise
-        except Exception:  # noqa: BLE001 - e.g. a script error: isolate the entry at fault
-            log.exception("applying a batch of %d incidents failed", len(entries))
-            self._process_entries(INCIDENTS, entries)
-            return
-        self._count(batch)
 
     # -- applying -----------------------------------------------------------------------
     def process(self, stream: str, raw_entries: list) -> None:
-        self._process_entries(stream, self._decoded(raw_entries))
-
-    @staticmethod
-    def _decoded(raw_entries: list) -> list[tuple[str, dict[str, str]]]:
         if raw_entries and isinstance(raw_entries[0][0], str):  # decoded by hiredis already
-            return [(eid, f if f is not None else {}) for eid, f in raw_entries]
-        return [(_s(eid), decode_fields(f or {})) for eid, f in raw_entries]
-
-    def _process_entries(self, stream: str, entries: list[tuple[str, dict[str, str]]]) -> None:
+            entries = [(eid, f if f is not None else {}) for eid, f in raw_entries]
+        else:
+            entries = [(_s(eid), decode_fields(f or {})) for eid, f in raw_entries]
         try:
             self._apply(stream, entries)
         except (redis.ConnectionError, redis.TimeoutError):
@@ -240,13 +163,8 @@ class Worker(StreamConsumer):
                 except Exception as exc:  # noqa: BLE001
                     self._dead_letter(stream, entry, "processing_failed", _one_line(exc))
 
-    def _apply(
-        self,
-        stream: str,
-        entries: list[tuple[str, dict[str, str]]],
-        excluded: set[str] | None = None,
-    ) -> None:
-        excluded = set() if excluded is None else excluded
+    def _apply(self, stream: str, entries: list[tuple[str, dict[str, str]]]) -> None:
+        excluded: set[str] = set()
         for _attempt in range(20):
             todo = [e for e in entries if e[0] not in excluded]
             if not todo:
@@ -260,14 +178,11 @@ class Worker(StreamConsumer):
                 self.stats.conflicts += 1
                 excluded.update(conflict.gone)
                 continue
-            self._count(batch)
+            self.stats.applied += batch.n_valid
+            self.stats.dead += len(batch.rejects)
+            self.stats.batches += 1
             return
         raise RuntimeError(f"batch from {stream} kept conflicting with other workers")
-
-    def _count(self, batch: Batch) -> None:
-        self.stats.applied += batch.n_valid
-        self.stats.dead += len(batch.rejects)
-        self.stats.batches += 1
 
     def _prepare(self, stream: str, entries: list[tuple[str, dict[str, str]]]) -> Batch:
         geo = self._geography()
