@@ -25,6 +25,7 @@ Writes go through one Lua script, so an alert, its indexes and its stream entry 
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -223,13 +224,38 @@ def open_alerts(r: redis.Redis, user: User | None, geo: Geography, limit: int = 
     if user is None or not authorize(user, "view_alerts"):
         return []
     if user.area_id == geo.areas.root_id:
-        ids = open_alert_ids(r)
+        key = OPEN
     elif user.area_id in geo.areas:
-        ids = open_alert_ids(r, user.area_id)
+        key = AREA_PREFIX + user.area_id
     else:
         return []
-    alerts = [a for a in get_alerts(r, ids) if a.is_open]
-    return order_alerts(alerts)[: max(0, limit)]
+    return _open_in(r, key)[: max(0, limit)]
+
+
+# Every write of an alert goes through _WRITE, which appends to STREAM: the stream's last id
+# is a version of all alerts. Each tick, every viewer's wall tiles and alert markers asked
+# for the same area's open alerts, and reading and parsing thousands of them took most of a
+# web process's CPU; now a process reads them once per area and version.
+_OPEN_CACHE: OrderedDict[tuple[int, str, str], list[Alert]] = OrderedDict()
+_OPEN_CACHE_SIZE = 64
+
+
+def _open_in(r: redis.Redis, key: str) -> list[Alert]:
+    """The open alerts indexed under ``key``, ordered, from this process's cache while no
+    alert has been written since."""
+    last = r.xrevrange(STREAM, count=1)
+    version = _ids([last[0][0]])[0] if last else ""
+    cache_key = (id(r.connection_pool), key, version)
+    found = _OPEN_CACHE.get(cache_key)
+    if found is None:
+        ids = _ids(r.zrevrange(key, 0, -1))
+        found = order_alerts([a for a in get_alerts(r, ids) if a.is_open])
+        _OPEN_CACHE[cache_key] = found
+        while len(_OPEN_CACHE) > _OPEN_CACHE_SIZE:
+            _OPEN_CACHE.popitem(last=False)
+    else:
+        _OPEN_CACHE.move_to_end(cache_key)
+    return found
 
 
 def all_alerts(r: redis.Redis, limit: int = 1000) -> list[Alert]:

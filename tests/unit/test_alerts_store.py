@@ -155,3 +155,30 @@ def test_st007_rule_states_round_trip_in_one_hash(r: redis.Redis) -> None:
     assert set(store.load_states(r, "flood")) == {"g2"}
     with pytest.raises(ValueError, match="unknown rule"):
         store.load_states(r, "nonsense")
+
+
+def test_st008_open_alerts_read_once_per_area_until_an_alert_changes(
+    r: redis.Redis, loaded_city: Geography
+) -> None:
+    """Viewers of one area share one read per version of the alerts; any write is seen at
+    once."""
+    a, _ = two_streets(loaded_city)
+    alert = make_alert("flood:g8:1", [a["grid"]])
+    store.create_alert(r, alert, loaded_city)
+    street = user("street", a["street"])
+
+    def mgets() -> int:
+        return int(r.info("commandstats").get("cmdstat_mget", {}).get("calls", 0))
+
+    assert store.open_alerts(r, street, loaded_city) == [alert]
+    before = mgets()
+    for _ in range(5):
+        assert store.open_alerts(r, street, loaded_city) == [alert]
+    assert mgets() == before  # served from the process's cache
+    cleared = replace(alert, status="cleared", cleared_at=T0 + 9, updated_at=T0 + 9)
+    store.update_alert(r, alert, cleared, loaded_city, action="clear")
+    assert store.open_alerts(r, street, loaded_city) == []  # the index is empty: no MGET
+    second = make_alert("flood:g8:2", [a["grid"]], at=T0 + 10)
+    store.create_alert(r, second, loaded_city)
+    assert store.open_alerts(r, street, loaded_city) == [second]
+    assert mgets() == before + 1
