@@ -162,13 +162,11 @@ def validate_incidents(
         else:
             # anything but the plainest clean entry goes through the detailed checks, which
             # name what is wrong (or accept an ISO ts)
-            valid = _clean_incident(fields, now_ms + MAX_FUTURE_MS, bbox)
-            if valid is None:
-                try:
-                    valid = _checked_incident(fields, now_ms, bbox)
-                except _Bad as bad:
-                    batch.rejects.append(Reject(entry_id, bad.reason, bad.detail, fields))
-                    continue
+            try:
+                valid = _checked_incident(fields, now_ms, bbox)
+            except _Bad as bad:
+                batch.rejects.append(Reject(entry_id, bad.reason, bad.detail, fields))
+                continue
         batch.entry_ids.append(entry_id)
         batch.ids.append(fields["id"])
         batch.category.append(fields["category"])
@@ -241,7 +239,8 @@ def _clean_incident(
     return int(ts), y, x, status, severity
 
 
-_BASE_KEYS = frozenset(("id", "ts", "category", "lat", "lon", "severity", "status"))
+# the fields of an incident entry other than its optional texts
+BASE_KEYS = frozenset(("id", "ts", "category", "lat", "lon", "severity", "status"))
 
 
 def _floats(texts: list[str]) -> list[float]:
@@ -283,7 +282,7 @@ def _clean_incidents(
     # the optional texts: only rows with keys beyond the base ones can be too long
     for k in np.flatnonzero(good).tolist():
         f = rows[k]
-        if not f.keys() <= _BASE_KEYS and (
+        if not f.keys() <= BASE_KEYS and (
             len(f.get("text", "")) > MAX_TEXT["text"]
             or len(f.get("address", "")) > MAX_TEXT["address"]
             or len(f.get("reporter", "")) > MAX_TEXT["reporter"]

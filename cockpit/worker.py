@@ -328,8 +328,6 @@ def _stream_entries(response: Any, **_options: Any) -> list[tuple[str, list]] | 
     pairs = response.items() if isinstance(response, dict) else response
     out = []
     for stream, entries in pairs:
-        if entries and len(entries) == 1 and entries[0] and isinstance(entries[0][0], list):
-            entries = entries[0]  # RESP3 wraps the entries once more
         out.append((stream, [
             (eid, dict(zip(f[::2], f[1::2], strict=True)) if f is not None else None)
             for eid, f in entries

@@ -26,7 +26,14 @@ from cockpit.aggregates import (
 )
 from cockpit.apply import HEALTH, INC_PREFIX, MINUTE_TTL_S, Batch
 from cockpit.areastore import Geography
-from cockpit.contract import CATEGORIES, INCIDENTS, STATUSES, Reject, validate_incidents
+from cockpit.contract import (
+    BASE_KEYS,
+    CATEGORIES,
+    INCIDENTS,
+    STATUSES,
+    Reject,
+    validate_incidents,
+)
 
 RECENT_MS = 24 * 3600 * 1000
 CATEGORY_INDEX = {c: i for i, c in enumerate(CATEGORIES)}
@@ -36,7 +43,6 @@ POINT = np.dtype([("lon", "<f4"), ("lat", "<f4"), ("grid", "<i4"), ("sev", "i1")
                   ("pad", "<i2")])  # fmt: skip
 OPTIONAL = ("text", "address", "reporter", "source")
 _NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f]')  # what a JSON string may not hold as it is
-_BASE_KEYS = frozenset(("id", "ts", "category", "lat", "lon", "severity", "status"))
 _encode = msgspec.json.Encoder().encode  # ~20x faster than json.dumps per state; same JSON
 
 
@@ -152,7 +158,7 @@ def _fresh_incidents(  # type: ignore[no-untyped-def]
 
 def _optional(fields: dict[str, str]) -> str:
     """The optional text fields of a report as the tail of its JSON state ('' for none)."""
-    if fields.keys() <= _BASE_KEYS or not any(fields.get(name) for name in OPTIONAL):
+    if fields.keys() <= BASE_KEYS:
         return ""
     return "".join(
         f',"{name}":{_encode(fields[name]).decode()}' for name in OPTIONAL if fields.get(name)
