@@ -13,6 +13,8 @@ GRID_LAYER = "grid-layer"
 # the grid colours (values, breaks, colours): restyled in place by cockpitMap.paintGrids
 GRID_VALUES = "grid-values"
 GRID_PAINTED = "grid-painted"
+GRID_PUSH = "grid-push"  # where the page opens its push stream (None: it polls)
+GRID_PUSH_ON = "grid-push-on"  # set by the page while the stream delivers
 BOUNDARY_LAYER = "boundary-layer"
 LEGEND = "legend"
 LIVE_STORE = "live-store"
