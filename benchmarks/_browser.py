@@ -419,6 +419,7 @@ class NetworkLog:
     def __init__(self) -> None:
         self.requests: dict[str, dict] = {}
         self.pushes: list[dict] = []  # events of push streams: wall time and bytes
+        self.streams: dict[str, tuple[float, float]] = {}  # kept when requests are cleared
 
     def read(self, driver: webdriver.Chrome) -> None:
         for entry in driver.get_log("performance"):
@@ -433,19 +434,20 @@ class NetworkLog:
                     "tick": _tick_of(req.get("postData")),
                     "outputs": _outputs_of(req.get("postData")),
                     "post": req.get("postData") if "_dash-update-component" in req["url"] else None,
-                    "sent_monotonic": params.get("timestamp"),
                 }  # fmt: skip
+                if params.get("type") == "EventSource" or "/push/" in req["url"]:
+                    self.streams[rid] = (params["wallTime"], params["timestamp"])
             elif method == "Network.responseReceived" and rid in self.requests:
                 self.requests[rid]["headers"] = params["response"].get("encodedDataLength", 0)
                 self.requests[rid]["status"] = params["response"].get("status")
-            elif method == "Network.eventSourceMessageReceived" and rid in self.requests:
+            elif method == "Network.eventSourceMessageReceived" and rid in self.streams:
                 # a pushed event: its wall time from the stream's request (same clock base)
-                stream = self.requests[rid]
-                sent_at = stream.get("sent_monotonic", params["timestamp"])
+                wall, monotonic = self.streams[rid]
                 text = (f"event: {params.get('eventName', '')}\nid: {params.get('eventId', '')}"
                         f"\ndata: {params.get('data', '')}\n\n")  # fmt: skip
-                self.pushes.append({"t": stream["t"] + params["timestamp"] - sent_at,
-                                    "wire": len(text.encode())})  # fmt: skip
+                self.pushes.append({"t": wall + params["timestamp"] - monotonic,
+                                    "wire": len(text.encode()),
+                                    "event": params.get("eventName")})  # fmt: skip
             elif method == "Network.loadingFinished" and rid in self.requests:
                 rec = self.requests[rid]
                 rec["wire"] = int(params["encodedDataLength"])

@@ -111,7 +111,10 @@ class RawPushPage(RawPollPage):
                 self.end_headers()
                 last = None
                 while True:
-                    value = client.get(RAW_KEY)
+                    try:
+                        value = client.get(RAW_KEY)
+                    except redis.RedisError:
+                        return  # the run is over: its Redis stopped
                     if value != last and value is not None:
                         last = value
                         try:

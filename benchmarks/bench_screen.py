@@ -252,7 +252,8 @@ def payload(pages: Pages, since_s: float, until_s: float) -> dict:
         for group in ticks.values():
             tick_wire.append(sum(r["wire"] for r in group))
             tick_upload.append(sum(r["upload"] for r in group))
-        pushed = [e["wire"] for e in net.pushes if since_s <= e["t"] <= until_s]
+        pushed = [e["wire"] for e in net.pushes
+                  if since_s <= e["t"] <= until_s and e["event"] == "grids"]  # fmt: skip
         grid_wire += pushed
         grid_body += pushed
         push_events.append(len(pushed))
