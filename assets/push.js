@@ -1,17 +1,22 @@
 /* The grid values pushed by the server (cockpit/push.py) as server-sent events: the first event
-   holds every value of the page's scope, the next ones what changed. While the stream delivers,
-   the page tells the polling callback so (the grid-push-on store) and paints from here; when it
-   fails, polling takes over within a tick. Only numbers travel on it, never text. */
+   holds every value of the page's scope, the next ones what changed, each with the KPIs and the
+   worker's last apply time. While the stream delivers, the grid layer's poll is held back (the
+   grid-push-on store) and the values, KPIs, data age and legend breaks are set from here; when
+   it fails, polling takes over within a tick. Only numbers travel on it, never text. */
 (function () {
   "use strict";
 
   const ON_STORE = "grid-push-on";
+  const BREAKS_STORE = "grid-breaks";  // a server callback draws the legend (in the page's language)
+  const LIVE_STORE = "live-store";  // the data-age badge's clock
+  const KPIS = ["kpi-incidents", "kpi-open"];
   const LOST_AFTER_MS = 2000;  // a reconnect (every few minutes) does not flip to polling
   const RETRY_CLOSED_MS = 30000;  // refused (503: too many streams) or signed out
 
   // For the screen and for tests: is the stream delivering, how many events, the last sequence.
   const push = { on: false, events: 0, seq: null, receivedAt: null, source: null, key: null,
-                 mapId: null, data: null, painting: false, lostTimer: null };
+                 mapId: null, data: null, painting: false, lostTimer: null, breaks: null,
+                 kpi: [null, null] };
 
   function setOn(on) {
     if (push.on === on) { return; }
@@ -24,6 +29,8 @@
     push.source = null;
     push.key = null;
     push.data = null;
+    push.breaks = null;
+    push.kpi = [null, null];
     clearTimeout(push.lostTimer);
     setOn(false);
   }
@@ -54,11 +61,32 @@
     clearTimeout(push.lostTimer);
     setOn(true);
     paintSoon();
+    const set = window.dash_clientside.set_props;
+    const breaks = JSON.stringify(msg.breaks);
+    if (breaks !== push.breaks) {
+      push.breaks = breaks;
+      set(BREAKS_STORE, { data: msg.breaks });
+    }
+    (msg.kpi || []).forEach(function (n, k) {
+      if (n === push.kpi[k]) { return; }
+      push.kpi[k] = n;
+      set(KPIS[k], { children: Number(n).toLocaleString("en-US") });
+    });
+    onAge(msg);
+  }
+
+  // The badge's clock: the server's time and the worker's last apply, on every event.
+  function onAge(event) {
+    const msg = event.data === undefined ? event : JSON.parse(event.data);
+    window.dash_clientside.set_props(LIVE_STORE, { data: {
+      server_ms: msg.server_ms, last_apply_ms: msg.last_apply_ms, stale_ms: msg.stale_ms,
+      pushed: true } });
   }
 
   function open(key) {
     const source = new EventSource(key);
     source.addEventListener("grids", onGrids);
+    source.addEventListener("age", function (event) { if (push.on) { onAge(event); } });
     source.onerror = function () {
       clearTimeout(push.lostTimer);
       push.lostTimer = setTimeout(function () { if (push.source === source) { setOn(false); } },
@@ -90,6 +118,11 @@
     return noUpdate;
   }
 
+  // Clientside callback: the grid layer's poll tick, held back while the stream delivers.
+  function pollTick(n, on) {
+    return on ? window.dash_clientside.no_update : n;
+  }
+
   // A stream whose map left the page (another view) and that hears nothing closes here too.
   setInterval(function () {
     if (push.source && !document.getElementById(push.mapId)) { close(); }
@@ -97,5 +130,5 @@
 
   window.cockpitPush = push;
   window.dash_clientside = window.dash_clientside || {};
-  window.dash_clientside.cockpitPush = { gridPush };
+  window.dash_clientside.cockpitPush = { gridPush, pollTick };
 })();

@@ -57,7 +57,7 @@ def scoped_gauges(geo: Geography, reference_version: str, area_id: str) -> froze
     Output(ids.KPI_OPEN, "children"),
     Output(ids.LEGEND, "children"),
     Output(ids.LIVE_STORE, "data"),
-    Input(ids.TICK, "n_intervals"),
+    Input(ids.GRID_POLL, "data"),
     Input(ids.METRIC, "value"),
     Input(ids.CATEGORY, "value"),
     State(ids.LIVE_STORE, "data"),
@@ -65,8 +65,10 @@ def scoped_gauges(geo: Geography, reference_version: str, area_id: str) -> froze
     action="view_counts",
 )
 def refresh_grids(user: User, _tick, metric, category, store, push_on):
-    """KPIs, legend and data age each tick; the grid values too unless the page's push stream
-    (cockpit.push) is delivering them. After the stream stops the values come whole once."""
+    """Grid values, KPIs, legend and data age each tick while the page's push stream
+    (cockpit.push) does not deliver them (the tick then stops at ``cockpitPush.pollTick``).
+    On a change of metric the values come from the stream if it is on; once it stops, they
+    come whole."""
     rt = runtime()
     metric, category = metric_choice(metric, category, user)
     name = f"{metric}:{category}"
@@ -227,6 +229,36 @@ clientside_callback(  # restyle the grids in place (see layers.grids.grid_values
     ClientsideFunction(namespace="cockpit", function_name="paintGrids"),
     Output(ids.GRID_PAINTED, "data"),
     Input(ids.GRID_VALUES, "data"),
+)
+@secure_callback(
+    Output(ids.LEGEND, "children", allow_duplicate=True),
+    Input(ids.GRID_BREAKS, "data"),
+    State(ids.METRIC, "value"),
+    State(ids.CATEGORY, "value"),
+    action="view_counts",
+    prevent_initial_call=True,
+)
+def pushed_legend(user: User, breaks, metric, category):
+    """The legend for the class breaks the push stream delivered (only when they change). The
+    breaks come back from the browser: only numbers are taken, the colours are the metric's."""
+    metric, _category = metric_choice(metric, category, user)
+    if not (isinstance(breaks, list) and 0 < len(breaks) <= 12):
+        raise PreventUpdate
+    numbers = [float(b) for b in breaks if isinstance(b, int | float) and not isinstance(b, bool)]
+    if len(numbers) != len(breaks):
+        raise PreventUpdate
+    fmt = METRICS[metric][1]
+    _, colors = scheme(fmt, [])
+    lang = request_lang(user)
+    shown = [int(b) if b.is_integer() else b for b in numbers]
+    return legend(shown, t(METRICS[metric][0], lang), t("no_values", lang), colors, fmt)
+
+
+clientside_callback(  # the grid layer's tick, held back while its push stream delivers
+    ClientsideFunction(namespace="cockpitPush", function_name="pollTick"),
+    Output(ids.GRID_POLL, "data"),
+    Input(ids.TICK, "n_intervals"),
+    State(ids.GRID_PUSH_ON, "data"),
 )
 clientside_callback(  # open the push stream of the grid values (assets/push.js, cockpit.push)
     ClientsideFunction(namespace="cockpitPush", function_name="gridPush"),

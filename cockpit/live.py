@@ -35,7 +35,7 @@ def metric_choice(metric: object, category: object, user: User) -> tuple[str, st
     """The browser picks a metric and category; the server checks both against the policy:
     an unknown metric is the incident count, a category the user may not see is all of them."""
     metric = metric if isinstance(metric, str) and metric in METRICS else "incidents"
-    if category != ALL and category not in visible_categories(user):
+    if not isinstance(category, str) or category not in visible_categories(user):
         category = ALL
     if metric in ("resolution", "ssi"):
         category = ALL

@@ -3,14 +3,19 @@
     GET /push/grids?metric=&category=     text/event-stream; needs ``view_counts``
 
 The first event holds every grid value of the user's scope; the next ones only what changed
-(values keyed by grid id, never geometry), at most one every ``interval``. The metric and
-category are checked against the policy as the polling callback checks them. One thread per
-process watches the worker's sequence number and wakes the streams; the values of a sequence
-number come from the same Redis snapshots the polling callback uses, and what all streams of a
-process share (snapshots, differences, class breaks) is computed once. A stream ends after
-``max_age_s`` (the browser reconnects with the last id it saw and gets the difference since),
-so a signed-out or disabled user loses it within that time. Streams hold a web thread each: above
-``max_streams`` per process the route answers 503 and the page keeps polling.
+(values keyed by grid id, never geometry), at most one every ``interval``. Each event also
+carries the scope's two KPIs (incidents in the last hour, open incidents) and the time of the
+worker's last apply, and an ``age`` event every ``heartbeat`` keeps the data-age badge honest
+while nothing changes, so a page with a live stream needs no polling for the grid layer.
+
+The metric and category are checked against the policy as the polling callback checks them.
+One thread per process watches the worker's sequence number and wakes the streams; the values
+of a sequence number come from the same Redis snapshots the polling callback uses, and what all
+streams of a process share (snapshots, differences, class breaks, KPIs) is computed once.
+
+A stream ends after ``max_age_s`` (the browser reconnects with the last id it saw and gets the
+difference since), so a signed-out or disabled user loses it within that time. Streams hold a
+web thread each: above ``max_streams`` per process the route answers 503 and the page polls.
 """
 
 from __future__ import annotations
@@ -25,8 +30,10 @@ from dataclasses import dataclass
 import flask
 import redis
 
-from cockpit.aggregates import SEQ
+from cockpit.aggregates import ALL, SEQ
+from cockpit.apply import HEALTH, INC_PREFIX
 from cockpit.areastore import Geography
+from cockpit.contract import INCIDENTS
 from cockpit.guard import secure_route
 from cockpit.incidents import scope_grids
 from cockpit.live import (
@@ -54,7 +61,7 @@ def push_url() -> str | None:
 class PushLimits:
     interval_s: float = 0.25  # at most this often per stream: a wall repaints 4 times a second
     poll_s: float = 0.05  # how often the watcher reads the sequence number
-    heartbeat_s: float = 15.0  # a comment line, so proxies keep the stream and dead peers show
+    heartbeat_s: float = 5.0  # an age event: the badge's clock, and dead peers show
     max_age_s: float = 300.0
     max_streams: int = 56
 
@@ -135,6 +142,22 @@ class SharedValues:
             return held  # type: ignore[return-value]
         return stored_snapshot(self._client, name, seq)
 
+    def kpis(self, seq: int, area: str) -> tuple[int, int]:
+        """Incidents of the last hour and open incidents in ``area``, as the KPI tiles show."""
+
+        def read() -> tuple[int, int]:
+            with self._client.pipeline(transaction=False) as pipe:
+                pipe.hget(f"{INC_PREFIX}w:1h:{ALL}", area)
+                pipe.hget(f"{INC_PREFIX}open:{ALL}", area)
+                hour, still_open = pipe.execute()
+            return int(hour or 0), int(still_open or 0)
+
+        return self._memo(("kpis", seq, area), read)  # type: ignore[return-value]
+
+    def last_apply_ms(self) -> int | None:
+        raw = self._client.hget(HEALTH, f"{INCIDENTS}|last_apply_ms")
+        return int(raw) if raw else None
+
     def changes(
         self, name: str, old_seq: int, old: dict[str, float], seq: int, new: dict[str, float]
     ) -> tuple[dict[str, float], list[str]]:
@@ -154,6 +177,7 @@ def push_blueprint(
     redis_of: Callable[[], redis.Redis],
     geography_of: Callable[[], Geography],
     limits: PushLimits | None = None,
+    stale_after_ms: int = 60_000,
 ) -> flask.Blueprint:
     limits = limits or PushLimits()
     bp = flask.Blueprint("push", __name__)
@@ -180,6 +204,7 @@ def push_blueprint(
             return resp
         watch, values = parts()
         stream = GridStream(user, metric, category, geo, watch, values, limits)
+        stream.stale_after_ms = stale_after_ms
         last_id = flask.request.headers.get("Last-Event-ID", "")
         since = int(last_id) if last_id.isdigit() else None
 
@@ -210,6 +235,7 @@ class GridStream:
         self.fmt = METRICS[metric][1]
         self.grids = scope_grids(geo, user.area_id)
         self.watch, self.values, self.limits = watch, values, limits
+        self.stale_after_ms = 60_000
 
     def events(self, since: int | None) -> Iterator[str]:
         yield f"retry: 3000\n: {self.name}\n\n"
@@ -220,19 +246,28 @@ class GridStream:
             time.sleep(max(0.0, sent_at + self.limits.interval_s - time.monotonic()))
             seq = self.watch.wait_newer(seen, min(self.limits.heartbeat_s, left))
             if seq is None:
-                yield ": keep-alive\n\n"
+                yield self.age()
                 continue
             yield self.event(seen, seq)
             seen, sent_at = seq, time.monotonic()
+
+    def _clock(self) -> dict[str, object]:
+        return {"server_ms": int(time.time() * 1000), "stale_ms": self.stale_after_ms,
+                "last_apply_ms": self.values.last_apply_ms()}  # fmt: skip
+
+    def age(self) -> str:
+        return f"event: age\ndata: {json.dumps(self._clock(), separators=(',', ':'))}\n\n"
 
     def event(self, seen: int | None, seq: int) -> str:
         current = self.values.values(self.name, self.metric, self.category, seq)
         old = self.values.known(self.name, seen) if seen is not None else None
         breaks, colors = self.values.breaks(self.name, self.fmt, seq, self.area, self.grids,
                                             current)  # fmt: skip
-        body: dict[str, object] = {"seq": seq, "breaks": breaks, "colors": colors}
+        body: dict[str, object] = {"seq": seq, "breaks": breaks, "colors": colors,
+                                   "format": self.fmt, "kpi": self.values.kpis(seq, self.area),
+                                   **self._clock()}  # fmt: skip
         if old is None:
-            body.update(full=True, format=self.fmt, zero=ZERO_COLOR,
+            body.update(full=True, zero=ZERO_COLOR,
                         values={g: v for g, v in current.items() if g in self.grids})  # fmt: skip
         else:
             changed, removed = self.values.changes(self.name, seen, old, seq, current)  # type: ignore[arg-type]

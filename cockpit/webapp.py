@@ -126,7 +126,8 @@ def create_app(settings: Settings) -> dash.Dash:
 
         limits = PushLimits(max_streams=settings.push_streams)
         server.register_blueprint(
-            push_blueprint(lambda: runtime().redis, lambda: runtime().geography(), limits)
+            push_blueprint(lambda: runtime().redis, lambda: runtime().geography(), limits,
+                           settings.stale_after_ms("incidents"))  # fmt: skip
         )
 
     app = dash.Dash(

@@ -71,6 +71,8 @@ def grid_values_stores(map_id: str, push_url: str | None = None) -> list[dcc.Sto
         dcc.Store(id=ids.GRID_PAINTED, data=None),
         dcc.Store(id=ids.GRID_PUSH, data={"url": push_url, "map": map_id}),
         dcc.Store(id=ids.GRID_PUSH_ON, data=False),
+        dcc.Store(id=ids.GRID_POLL, data=None),
+        dcc.Store(id=ids.GRID_BREAKS, data=None),
     ]  # fmt: skip
 
 

@@ -298,7 +298,7 @@ def forged_values(city: City, user: User) -> list[object]:
     values += [
         {"data": "x", "list": "y", "key": "z", "name": "incidents:all", "seq": 0, "view": "x",
          "version": "forged", "breaks": [1, 2], "gauges": 1, "trucks": 1},
-        [*foreign, user.area_id], None,
+        [*foreign, user.area_id], [1, 2.5, 1e308], None,
     ]  # fmt: skip
     return values
 

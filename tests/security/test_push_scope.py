@@ -123,6 +123,9 @@ def test_psh002_first_event_holds_the_scope_values_only(r, city, open_stream):
     truth = {g: v for g, v in metric_values(r, "incidents", ALL).items() if g in scope and v}
     assert {g: v for g, v in first["values"].items() if v} == truth
     assert sum(truth.values()) == 5  # 4 disputes and a petition, none of street B's 7
+    # the KPI tiles of the street (last hour, open) and the badge's clock travel with it
+    assert first["kpi"] == [5, metric_values(r, "open", ALL)[STREET_A]]
+    assert first["last_apply_ms"] > 0 and first["server_ms"] >= first["last_apply_ms"]
     officer = open_stream(client_of(app, "zhao")).nth(0)
     assert set(officer["values"]) == {a[0]} and officer["values"][a[0]] == 2
 
@@ -184,4 +187,4 @@ def test_psh007_a_stream_ends_at_its_max_age(r, loaded_city):
     client = client_of(make_app(r, loaded_city, limits), "li.wei")
     resp = client.get(PUSH_PATH, buffered=False)
     body = "".join(c.decode() for c in resp.response)  # returns only because the stream ends
-    assert "event: grids" in body and ": keep-alive" in body
+    assert "event: grids" in body and "event: age" in body
