@@ -95,7 +95,7 @@ class SeqWatch:
             try:
                 seq: int | None = int(self._client.get(SEQ) or 0)
             except redis.RedisError:
-                seq = None  # streams wait; their badges turn stale through the polling path
+                seq = None  # streams wait; their next age event fails and ends them (pages poll)
             if seq is not None:
                 with self._changed:
                     if seq != self._seq:
