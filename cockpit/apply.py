@@ -11,7 +11,10 @@ is either not yet applied (still pending) or already applied (acknowledged, so s
 Operations (built by :class:`Batch`):
   H key field delta            HINCRBY
   E key unix_ts                EXPIREAT (skipped when already past)
-  G minute cat n f1 d1 ...     incident counts: minute bucket, hour bucket, sliding windows
+  G minute cat n f1 d1 ... a1 ... a4n
+                               incident counts: minute and hour buckets (hash fields), and
+                               the sliding windows' counter arrays (BITFIELD arguments)
+  D key n a1 ... a4n           BITFIELD INCRBY on a counter array (cockpit/counters.py)
   L key field ts value         latest value if newer than the stored one (stored "ts|value")
   Z key min_score keep n s1 m1 ...
                                ZADD n members, drop those under min_score, keep the last `keep`
@@ -25,7 +28,10 @@ built-in ``cmsgpack`` (C): packing tens of thousands of script arguments in redi
 a microsecond each, a fifth of the worker's time. Binary values (the heatmap's packed points;
 cmsgpack has no bin type) follow as extra arguments and the batch names them by position.
 Counter increments are summed per key and field in the script and written with one HMGET and
-one HSET per 1,000 fields, instead of one HINCRBY call each.
+one HSET per 1,000 fields, instead of one HINCRBY call each. Counter arrays (windows, open
+counts) take the worker's BITFIELD arguments as they are, a thousand areas per command; the
+batch names the slot registry it used, and a batch prepared with a registry Redis no longer
+holds is refused (code 3) before anything is written.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ import numpy as np
 import redis
 
 from cockpit.contract import DEADLETTER, Reject
+from cockpit.counters import SLOT_TOKEN
 
 INC_PREFIX = "cockpit:agg:inc:"
 HEALTH = "cockpit:health"
@@ -49,12 +56,12 @@ HOUR_TTL_S = 91 * 86400
 DEADLETTER_MAXLEN = 1_000_000
 
 _SCRIPT = """
-local stream, dl = KEYS[1], KEYS[2]
+local stream, dl, slot_key = KEYS[1], KEYS[2], KEYS[3]
 local A = cmsgpack.unpack(ARGV[1])
 local group, health, rate_prefix, dl_maxlen = A[1], A[2], A[3], A[4]
 local prefix, minute_ttl, hour_ttl = A[5], tonumber(A[6]), tonumber(A[7])
-local consumer = A[8]
-local i = 9
+local consumer, slot_token = A[8], A[9]
+local i = 10
 local nwin = tonumber(A[i]); i = i + 1
 local wins = {}
 for w = 1, nwin do wins[w] = {A[i], tonumber(A[i + 1])}; i = i + 2 end
@@ -83,6 +90,8 @@ if nids > 0 then
   end
 end
 if #gone > 0 then return {0, gone} end
+-- counter arrays were addressed with slots of this registry: it must still be the one in Redis
+if slot_token ~= '' and redis.call('GET', slot_key) ~= slot_token then return {3, {}} end
 local stale = {}
 for _, sh in ipairs(shards) do
   -- new states: the field must still be absent
@@ -160,6 +169,12 @@ local function expire_at(key, at)
   if not expires[key] then expire_keys[#expire_keys + 1] = key end
   expires[key] = at
 end
+-- n BITFIELD operations (4 arguments each) from A[at] on, a thousand per command
+local function bitfield(key, at, n)
+  for k = at, at + 4 * n - 1, 4000 do
+    redis.call('BITFIELD', key, unpack(A, k, math.min(k + 3999, at + 4 * n - 1)))
+  end
+end
 local nops = tonumber(A[i]); i = i + 1
 for _ = 1, nops do
   local op = A[i]
@@ -169,6 +184,8 @@ for _ = 1, nops do
     if tonumber(A[i + 2]) > now_s then expire_at(A[i + 1], A[i + 2]) end
     i = i + 3
   elseif op == 'G' then
+    -- n (area id, count) pairs for the minute and hour buckets, then the same counts as
+    -- 4n BITFIELD arguments (INCRBY i32 #slot count) for the window arrays
     if not rolled then window_marks() end
     local minute, cat, n = tonumber(A[i + 1]), A[i + 2], tonumber(A[i + 3])
     i = i + 4
@@ -177,19 +194,23 @@ for _ = 1, nops do
     local hexp = (hour + 1) * 3600 + hour_ttl
     local mkey = prefix .. 'm:' .. minute .. ':' .. cat
     local hkey = prefix .. 'h:' .. hour .. ':' .. cat
-    local wkeys = {}
-    for w = 1, nwin do
-      if minute > rolled[w] then wkeys[#wkeys + 1] = prefix .. 'w:' .. wins[w][1] .. ':' .. cat end
+    local live_m, live_h = mexp > now_s, hexp > now_s
+    for f = i, i + 2 * n - 1, 2 do
+      local fld, delta = A[f], tonumber(A[f + 1])
+      if live_m then add(mkey, fld, delta) end
+      if live_h then add(hkey, fld, delta) end
     end
-    for f = 0, n - 1 do
-      local fld, delta = A[i + 2 * f], tonumber(A[i + 2 * f + 1])
-      if mexp > now_s then add(mkey, fld, delta) end
-      if hexp > now_s then add(hkey, fld, delta) end
-      for w = 1, #wkeys do add(wkeys[w], fld, delta) end
-    end
-    if mexp > now_s then expire_at(mkey, mexp) end
-    if hexp > now_s then expire_at(hkey, hexp) end
+    if live_m then expire_at(mkey, mexp) end
+    if live_h then expire_at(hkey, hexp) end
     i = i + 2 * n
+    for w = 1, nwin do
+      if minute > rolled[w] then bitfield(prefix .. 'wa:' .. wins[w][1] .. ':' .. cat, i, n) end
+    end
+    i = i + 4 * n
+  elseif op == 'D' then
+    local n = tonumber(A[i + 2])
+    bitfield(A[i + 1], i + 3, n)
+    i = i + 3 + 4 * n
   elseif op == 'L' then
     local key, fld, ts = A[i + 1], A[i + 2], tonumber(A[i + 3])
     local cur = redis.call('HGET', key, fld)
@@ -251,12 +272,15 @@ return {1, nids}
 
 class Conflict(Exception):
     """The batch could not be applied as prepared: some entries were applied elsewhere
-    (``gone``) or some incident states changed meanwhile (``stale``)."""
+    (``gone``), some incident states changed meanwhile (``stale``), or the counter slots it
+    used belong to a registry Redis no longer holds (``slots``)."""
 
-    def __init__(self, gone: list[str], stale: list[str]) -> None:
-        super().__init__(f"{len(gone)} entries applied elsewhere, {len(stale)} states changed")
+    def __init__(self, gone: list[str], stale: list[str], slots: bool = False) -> None:
+        super().__init__(f"{len(gone)} entries applied elsewhere, {len(stale)} states changed"
+                         + (", counter slots outdated" if slots else ""))  # fmt: skip
         self.gone = gone
         self.stale = stale
+        self.slots = slots
 
 
 @dataclass
@@ -273,6 +297,7 @@ class Batch:
     blobs: list[bytes] = field(default_factory=list)  # binary values, script arguments 2...
     n_ops: int = 0
     n_valid: int = 0
+    slot_token: str = ""  # the slot registry the counter arrays were addressed with
     max_ts_ms: int = 0
 
     def state(self, shard: str, expire_unix: int, field_: str, expected: str, new: str) -> None:
@@ -298,9 +323,26 @@ class Batch:
         self.ops += ["E", key, unix_ts]
         self.n_ops += 1
 
-    def counts(self, minute: int, category: str, pairs: list[tuple[str, int]]) -> None:
-        self.ops += ["G", minute, category, len(pairs)]
-        self.ops.extend(chain.from_iterable(pairs))
+    def counts(
+        self, minute: int, category: str, areas: list[str], totals: list[int],
+        window_args: list[object],
+    ) -> None:  # fmt: skip
+        """Incident counts of one minute and label: ``totals`` per area id for the buckets,
+        and the same as BITFIELD arguments (:meth:`cockpit.counters.Slots.incr_args`) for the
+        window arrays."""
+        n = len(areas)
+        flat: list[object] = [None] * (2 * n)
+        flat[0::2] = areas
+        flat[1::2] = totals
+        self.ops += ["G", minute, category, n]
+        self.ops += flat
+        self.ops += window_args
+        self.n_ops += 1
+
+    def counter_incr(self, key: str, args: list[object]) -> None:
+        """BITFIELD ``args`` (``INCRBY i32 #slot delta`` each) on the counter array ``key``."""
+        self.ops += ["D", key, len(args) // 4]
+        self.ops += args
         self.n_ops += 1
 
     def latest(self, key: str, field_: str, ts_ms: int, value: str) -> None:
@@ -334,7 +376,7 @@ class Applier:
         Only entries pending for ``consumer`` are applied (claimed ones belong to the claimer)."""
         args: list[object] = [
             group, HEALTH, HEALTH_RATE, DEADLETTER_MAXLEN, INC_PREFIX, MINUTE_TTL_S, HOUR_TTL_S,
-            consumer, len(WINDOWS),
+            consumer, batch.slot_token, len(WINDOWS),
         ]  # fmt: skip
         for name, minutes in WINDOWS.items():
             args += [name, minutes]
@@ -357,11 +399,14 @@ class Applier:
         args.extend(batch.ops)
         args += [batch.n_valid, batch.max_ts_ms]
         packed = _pack(args)
-        code, detail = self._script(keys=[stream, DEADLETTER], args=[packed, *batch.blobs])
+        code, detail = self._script(
+            keys=[stream, DEADLETTER, SLOT_TOKEN], args=[packed, *batch.blobs]
+        )
         if code == 1:
             return
         ids = [x.decode() if isinstance(x, bytes) else str(x) for x in detail]
-        raise Conflict(gone=ids if code == 0 else [], stale=ids if code == 2 else [])
+        raise Conflict(gone=ids if code == 0 else [], stale=ids if code == 2 else [],
+                       slots=code == 3)  # fmt: skip
 
 
 def _plain(value: object) -> object:

@@ -20,11 +20,12 @@ from cockpit.aggregates import (
     OPEN_STATUSES,
     STATE_DAYS,
     STATUS_KEYS,
+    open_key,
     read_states,
-    rollup,
+    rollup_codes,
     state_days,
 )
-from cockpit.apply import HEALTH, INC_PREFIX, MINUTE_TTL_S, Batch
+from cockpit.apply import HEALTH, MINUTE_TTL_S, Batch
 from cockpit.areastore import Geography
 from cockpit.contract import (
     BASE_KEYS,
@@ -34,6 +35,7 @@ from cockpit.contract import (
     Reject,
     validate_incidents,
 )
+from cockpit.counters import Slots, cached_slots
 
 RECENT_MS = 24 * 3600 * 1000
 CATEGORY_INDEX = {c: i for i, c in enumerate(CATEGORIES)}
@@ -55,6 +57,8 @@ def prepare_incidents(
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     batch = Batch(entry_ids=[e[0] for e in entries])
     checked = validate_incidents(entries, now_ms, geo.bbox)
+    slots = cached_slots(client, geo.version, geo.codes.area_ids.tolist())
+    batch.slot_token = slots.token
     batch.rejects = list(checked.rejects)
     pos = geo.locator.locate(checked.lon, checked.lat)
     fields_of = dict(entries)
@@ -73,7 +77,7 @@ def prepare_incidents(
     if len(unique_ids) == len(ids) and all(f is None for f in found.values()):
         # the usual live batch: every report is new and comes once; written in bulk
         _fresh_incidents(batch, geo, checked, pos, inside, fields_of, oldest_day)
-        _count_new(batch, geo, checked, pos, inside, now_ms)
+        _count_new(batch, geo, slots, checked, pos, inside, now_ms)
         batch.n_valid = len(inside)
         batch.max_ts_ms = int(checked.ts_ms[inside].max())
         return batch
@@ -115,8 +119,8 @@ def prepare_incidents(
         expire = (day + 1) * 86_400 + STATE_DAYS * 86_400
         batch.state(f"{INCIDENT_STATE}{day}", expire, inc_id, before[inc_id],
                     _encode(state).decode())  # fmt: skip
-    _count_new(batch, geo, checked, pos, np.array(new_rows, dtype=np.int64), now_ms)
-    _count_updates(batch, geo, checked, updates)
+    _count_new(batch, geo, slots, checked, pos, np.array(new_rows, dtype=np.int64), now_ms)
+    _count_updates(batch, geo, slots, checked, updates)
     if duplicates:
         batch.hincr(HEALTH, f"{INCIDENTS}|duplicate", duplicates)
     batch.n_valid = len(new_rows) + len(updates)
@@ -165,7 +169,16 @@ def _optional(fields: dict[str, str]) -> str:
     )
 
 
-def _count_new(batch: Batch, geo: Geography, checked, pos, rows, now_ms: int) -> None:  # type: ignore[no-untyped-def]
+def _counts(batch: Batch, geo: Geography, slots: Slots, rolled: list) -> None:  # type: ignore[type-arg]
+    """Minute counts from :func:`rollup_codes` into the batch: area ids for the buckets,
+    BITFIELD arguments for the window arrays."""
+    area_ids = geo.codes.area_ids
+    for m, label, area, totals in rolled:
+        deltas = totals.tolist()
+        batch.counts(m, label, area_ids[area].tolist(), deltas, slots.incr_args(area, deltas))
+
+
+def _count_new(batch: Batch, geo: Geography, slots: Slots, checked, pos, rows, now_ms: int) -> None:  # type: ignore[no-untyped-def]
     if len(rows) == 0:
         return
     grid_pos = pos[rows]
@@ -174,13 +187,13 @@ def _count_new(batch: Batch, geo: Geography, checked, pos, rows, now_ms: int) ->
     cat = np.array([CATEGORY_INDEX[checked.category[k]] for k in row_list], dtype=np.int64)
     status = np.array([STATUS_INDEX[checked.status[k]] for k in row_list], dtype=np.int64)
     codes = geo.codes
-    for m, label, pairs in rollup(codes, grid_pos, cat, CATEGORIES, minute):
-        batch.counts(m, label, pairs)
-    for m, label, pairs in rollup(codes, grid_pos, status, STATUS_KEYS, minute, with_all=False):
-        batch.counts(m, label, pairs)
+    _counts(batch, geo, slots, rollup_codes(codes, grid_pos, cat, CATEGORIES, minute))
+    _counts(batch, geo, slots,
+            rollup_codes(codes, grid_pos, status, STATUS_KEYS, minute, with_all=False))  # fmt: skip
     is_open = np.isin(status, [STATUS_INDEX[s] for s in OPEN_STATUSES])
     if is_open.any():
-        _open_deltas(batch, codes, grid_pos[is_open], cat[is_open], np.ones(is_open.sum()))
+        _open_deltas(batch, codes, slots, grid_pos[is_open], cat[is_open],
+                     np.ones(is_open.sum()))  # fmt: skip
     # the heatmap's points, one blob per minute
     points = np.zeros(len(rows), POINT)
     points["lon"], points["lat"], points["grid"] = checked.lon[rows], checked.lat[rows], grid_pos
@@ -203,25 +216,24 @@ def _count_new(batch: Batch, geo: Geography, checked, pos, rows, now_ms: int) ->
         batch.sorted_add(INCIDENT_RECENT + street_names[streets[js[0]]], members, since)
 
 
-def _count_updates(batch: Batch, geo: Geography, checked, updates) -> None:  # type: ignore[no-untyped-def]
+def _count_updates(batch: Batch, geo: Geography, slots: Slots, checked, updates) -> None:  # type: ignore[no-untyped-def]
     rows = [(k, state, old) for k, state, old in updates if state["g"] in geo.grid_index]
     if not rows:
         return
     grid_pos = np.array([geo.grid_index[state["g"]] for _k, state, _o in rows])
     minute = np.array([checked.ts_ms[k] // 60_000 for k, _s, _o in rows])
     status = np.array([STATUS_INDEX[checked.status[k]] for k, _s, _o in rows])
-    for m, label, pairs in rollup(geo.codes, grid_pos, status, STATUS_KEYS, minute, with_all=False):
-        batch.counts(m, label, pairs)
+    by_status = rollup_codes(geo.codes, grid_pos, status, STATUS_KEYS, minute, with_all=False)
+    _counts(batch, geo, slots, by_status)
     was_open = np.array([old in OPEN_STATUSES for _k, _s, old in rows])
     now_open = np.array([checked.status[k] in OPEN_STATUSES for k, _s, _o in rows])
     delta = now_open.astype(int) - was_open.astype(int)
     moved = delta != 0
     if moved.any():
         cat = np.array([CATEGORY_INDEX[state["c"]] for _k, state, _o in rows])
-        _open_deltas(batch, geo.codes, grid_pos[moved], cat[moved], delta[moved])
+        _open_deltas(batch, geo.codes, slots, grid_pos[moved], cat[moved], delta[moved])
 
 
-def _open_deltas(batch: Batch, codes, grid_pos, cat, delta) -> None:  # type: ignore[no-untyped-def]
-    for _b, label, pairs in rollup(codes, grid_pos, cat, CATEGORIES, weight=delta):
-        for area, d in pairs:
-            batch.hincr(f"{INC_PREFIX}open:{label}", area, d)
+def _open_deltas(batch: Batch, codes, slots: Slots, grid_pos, cat, delta) -> None:  # type: ignore[no-untyped-def]
+    for _b, label, area, totals in rollup_codes(codes, grid_pos, cat, CATEGORIES, weight=delta):
+        batch.counter_incr(open_key(label), slots.incr_args(area, totals.tolist()))
