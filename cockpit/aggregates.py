@@ -259,6 +259,16 @@ class IncidentAggregates:
             args += [name, minutes]
         return int(self._roll(args=args))
 
+    def window_marks(self) -> list[str]:
+        """Each window's watermark (the last minute subtracted from it), as stored; a window
+        counts an event of minute m when m is greater. Rolls first when one is missing."""
+        keys = [f"{INC_PREFIX}w:{name}:rolled" for name in WINDOWS]
+        marks = self.r.mget(keys)
+        if any(m is None for m in marks):
+            self.roll_windows()
+            marks = self.r.mget(keys)
+        return [m.decode() for m in marks]
+
     def migrate_hash_counters(self) -> int:
         """Turn windows and open counts kept as hashes (before counter arrays) into arrays;
         returns how many hashes were moved (0 once done). Atomic, so safe with several

@@ -85,7 +85,7 @@ class Slots:
         args[0::4] = ["INCRBY"] * n
         args[1::4] = ["i32"] * n
         args[2::4] = self.offsets[index].tolist()
-        args[3::4] = list(deltas)
+        args[3::4] = list(map(str, deltas))  # as text: Redis formats Lua numbers slowly
         return args
 
 

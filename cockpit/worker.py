@@ -181,7 +181,7 @@ class Worker(StreamConsumer):
                 excluded.update(conflict.gone)
                 if conflict.slots:  # Redis lost the counter slot registry: register again
                     forget_slots()
-                continue
+                continue  # (a window that rolled meanwhile needs nothing but preparing again)
             self.stats.applied += batch.n_valid
             self.stats.dead += len(batch.rejects)
             self.stats.batches += 1

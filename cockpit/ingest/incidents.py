@@ -20,12 +20,13 @@ from cockpit.aggregates import (
     OPEN_STATUSES,
     STATE_DAYS,
     STATUS_KEYS,
+    IncidentAggregates,
     open_key,
     read_states,
     rollup_codes,
     state_days,
 )
-from cockpit.apply import HEALTH, MINUTE_TTL_S, Batch
+from cockpit.apply import HEALTH, HOUR_TTL_S, INC_PREFIX, MINUTE_TTL_S, Batch
 from cockpit.areastore import Geography
 from cockpit.contract import (
     BASE_KEYS,
@@ -59,6 +60,7 @@ def prepare_incidents(
     checked = validate_incidents(entries, now_ms, geo.bbox)
     slots = cached_slots(client, geo.version, geo.codes.area_ids.tolist())
     batch.slot_token = slots.token
+    batch.window_marks = IncidentAggregates(client).window_marks()
     batch.rejects = list(checked.rejects)
     pos = geo.locator.locate(checked.lon, checked.lat)
     fields_of = dict(entries)
@@ -169,13 +171,33 @@ def _optional(fields: dict[str, str]) -> str:
     )
 
 
-def _counts(batch: Batch, geo: Geography, slots: Slots, rolled: list) -> None:  # type: ignore[type-arg]
-    """Minute counts from :func:`rollup_codes` into the batch: area ids for the buckets,
-    BITFIELD arguments for the window arrays."""
-    area_ids = geo.codes.area_ids
-    for m, label, area, totals in rolled:
-        deltas = totals.tolist()
-        batch.counts(m, label, area_ids[area].tolist(), deltas, slots.incr_args(area, deltas))
+def _counts(  # type: ignore[no-untyped-def]
+    batch: Batch, geo: Geography, slots: Slots, grid_pos, label, labels, minute,
+    with_all: bool = True,
+) -> None:  # fmt: skip
+    """Incident counts per label and area of every level, summed by the worker for each key
+    they reach: minute buckets, hour buckets (hash fields) and the windows (counter arrays;
+    an event counts in a window when its minute is past the window's watermark)."""
+    codes, area_ids = geo.codes, geo.codes.area_ids
+
+    def per(bucket):  # type: ignore[no-untyped-def]
+        return rollup_codes(codes, grid_pos, label, labels, bucket, with_all=with_all)
+
+    for m, lab, area, totals in per(minute):
+        batch.bucket_counts(f"{INC_PREFIX}m:{m}:{lab}", (m + 1) * 60 + MINUTE_TTL_S,
+                            area_ids[area].tolist(), totals.tolist())  # fmt: skip
+    hour = minute // 60
+    for h, lab, area, totals in per(hour):
+        batch.bucket_counts(f"{INC_PREFIX}h:{h}:{lab}", (h + 1) * 3600 + HOUR_TTL_S,
+                            area_ids[area].tolist(), totals.tolist())  # fmt: skip
+    marks = batch.window_marks
+    assert marks is not None, "window marks are read before counting"
+    mask = np.zeros(len(minute), np.int64)
+    for w, mark in enumerate(marks):
+        mask |= (minute > int(mark)).astype(np.int64) << w
+    for bits, lab, area, totals in per(mask):
+        if bits:
+            batch.window_counts(bits, lab, slots.incr_args(area, totals.tolist()))
 
 
 def _count_new(batch: Batch, geo: Geography, slots: Slots, checked, pos, rows, now_ms: int) -> None:  # type: ignore[no-untyped-def]
@@ -187,9 +209,8 @@ def _count_new(batch: Batch, geo: Geography, slots: Slots, checked, pos, rows, n
     cat = np.array([CATEGORY_INDEX[checked.category[k]] for k in row_list], dtype=np.int64)
     status = np.array([STATUS_INDEX[checked.status[k]] for k in row_list], dtype=np.int64)
     codes = geo.codes
-    _counts(batch, geo, slots, rollup_codes(codes, grid_pos, cat, CATEGORIES, minute))
-    _counts(batch, geo, slots,
-            rollup_codes(codes, grid_pos, status, STATUS_KEYS, minute, with_all=False))  # fmt: skip
+    _counts(batch, geo, slots, grid_pos, cat, CATEGORIES, minute)
+    _counts(batch, geo, slots, grid_pos, status, STATUS_KEYS, minute, with_all=False)
     is_open = np.isin(status, [STATUS_INDEX[s] for s in OPEN_STATUSES])
     if is_open.any():
         _open_deltas(batch, codes, slots, grid_pos[is_open], cat[is_open],
@@ -207,12 +228,13 @@ def _count_new(batch: Batch, geo: Geography, slots: Slots, checked, pos, rows, n
     streets = street_code[grid_pos]
     order = np.argsort(streets, kind="stable")
     bounds = np.flatnonzero(np.diff(streets[order])) + 1
-    row_ts, row_grid = checked.ts_ms[rows].tolist(), grid_pos.tolist()
+    row_ts, row_grid = list(map(str, checked.ts_ms[rows].tolist())), grid_pos.tolist()
     grid_ids, inc_ids = geo.grid_ids.tolist(), checked.ids
     since = now_ms - RECENT_MS
     for group in np.split(order, bounds):
         js = group.tolist()
         members = [(row_ts[j], f"{grid_ids[row_grid[j]]}|{inc_ids[row_list[j]]}") for j in js]
+        # scores as text: Redis formats a Lua number with "%.17g", slowly
         batch.sorted_add(INCIDENT_RECENT + street_names[streets[js[0]]], members, since)
 
 
@@ -223,8 +245,7 @@ def _count_updates(batch: Batch, geo: Geography, slots: Slots, checked, updates)
     grid_pos = np.array([geo.grid_index[state["g"]] for _k, state, _o in rows])
     minute = np.array([checked.ts_ms[k] // 60_000 for k, _s, _o in rows])
     status = np.array([STATUS_INDEX[checked.status[k]] for k, _s, _o in rows])
-    by_status = rollup_codes(geo.codes, grid_pos, status, STATUS_KEYS, minute, with_all=False)
-    _counts(batch, geo, slots, by_status)
+    _counts(batch, geo, slots, grid_pos, status, STATUS_KEYS, minute, with_all=False)
     was_open = np.array([old in OPEN_STATUSES for _k, _s, old in rows])
     now_open = np.array([checked.status[k] in OPEN_STATUSES for k, _s, _o in rows])
     delta = now_open.astype(int) - was_open.astype(int)

@@ -118,7 +118,8 @@ def test_cnt002_roll_subtracts_exactly_what_left_the_window(r, loaded_city):
     all counts in it; one roll then leaves exactly the buckets of the last hour."""
     geo = loaded_city
     now_min = int(r.time()[0]) // 60
-    r.set(f"{INC_PREFIX}w:1h:rolled", now_min - 100)
+    IncidentAggregates(r).roll_windows()  # every watermark set ...
+    r.set(f"{INC_PREFIX}w:1h:rolled", now_min - 100)  # ... and this one set back
     _feed(r, geo, 3000, seed=6, now_ms=now_min * 60_000, spread_ms=90 * 60_000)
     worker = Worker(r, name="cnt2", batch_size=1000, block_ms=20)
     worker._last["roll"] = float("inf")  # this worker never rolls: the test does, once
