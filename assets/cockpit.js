@@ -70,7 +70,13 @@
   // them. Grids not on the map yet take their colour from gridStyle when they are added.
   function paintGrids(data) {
     const noUpdate = window.dash_clientside.no_update;
-    if (!data) { return noUpdate; }
+    // while the push stream delivers (assets/push.js), it alone paints the grids
+    if (!data || (window.cockpitPush && window.cockpitPush.on)) { return noUpdate; }
+    paint(data);
+    return noUpdate;
+  }
+
+  function paint(data) {
     const old = state.colours;
     const scheme = JSON.stringify([data.breaks, data.colors, data.zero, data.format]);
     const all = !old || scheme !== state.scheme;
@@ -83,7 +89,6 @@
       state.drawn[id] = value;
       state.layers[id].setStyle({ fillColor: classColor(value, data) });
     }
-    return noUpdate;
   }
 
   function gridHover() {
@@ -237,7 +242,7 @@
   }
 
   window.cockpitMap = {
-    gridStyle, gridTooltip, gridHover, boundaryStyle, state, classColor,
+    gridStyle, gridTooltip, gridHover, boundaryStyle, state, classColor, paint,
     gaugePoint, gaugeTooltip, truckMarker, truckTooltip, trailStyle, siteStyle, siteTooltip,
   };
   window.dash_clientside = Object.assign({}, window.dash_clientside, {

@@ -298,6 +298,20 @@ window.fetch = function (url, init) {
   }
   return p;
 };
+// pushed grid values (assets/push.js): each event counts as a grid response, read on arrival
+let hooked = null;
+function hookPush() {
+  const source = window.cockpitPush && window.cockpitPush.source;
+  if (!source || source === hooked) { return; }
+  hooked = source;
+  source.addEventListener("grids", event => {
+    const now = Date.now();
+    probe.responses.push({sent: now, received: now, read: now, bytes: event.data.length,
+                          push: true});
+  });
+}
+hookPush();
+setInterval(hookPush, 100);
 try {
   new PerformanceObserver(list => {
     for (const e of list.getEntries()) {
@@ -404,6 +418,8 @@ class NetworkLog:
 
     def __init__(self) -> None:
         self.requests: dict[str, dict] = {}
+        self.pushes: list[dict] = []  # events of push streams: wall time and bytes
+        self.streams: dict[str, tuple[float, float]] = {}  # kept when requests are cleared
 
     def read(self, driver: webdriver.Chrome) -> None:
         for entry in driver.get_log("performance"):
@@ -419,9 +435,19 @@ class NetworkLog:
                     "outputs": _outputs_of(req.get("postData")),
                     "post": req.get("postData") if "_dash-update-component" in req["url"] else None,
                 }  # fmt: skip
+                if params.get("type") == "EventSource" or "/push/" in req["url"]:
+                    self.streams[rid] = (params["wallTime"], params["timestamp"])
             elif method == "Network.responseReceived" and rid in self.requests:
                 self.requests[rid]["headers"] = params["response"].get("encodedDataLength", 0)
                 self.requests[rid]["status"] = params["response"].get("status")
+            elif method == "Network.eventSourceMessageReceived" and rid in self.streams:
+                # a pushed event: its wall time from the stream's request (same clock base)
+                wall, monotonic = self.streams[rid]
+                text = (f"event: {params.get('eventName', '')}\nid: {params.get('eventId', '')}"
+                        f"\ndata: {params.get('data', '')}\n\n")  # fmt: skip
+                self.pushes.append({"t": wall + params["timestamp"] - monotonic,
+                                    "wire": len(text.encode()),
+                                    "event": params.get("eventName")})  # fmt: skip
             elif method == "Network.loadingFinished" and rid in self.requests:
                 rec = self.requests[rid]
                 rec["wire"] = int(params["encodedDataLength"])

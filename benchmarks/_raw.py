@@ -5,6 +5,9 @@
   and writes it into a div; the
   benchmark SETs the value when it XADDs a marker, and the page timestamps the painted frame
   exactly as the cockpit probe does. Its latency is the floor of "poll once a second, then paint".
+- ``RawPushPage``: the same for a pushing screen: the bare page holds an EventSource whose
+  handler reads the value every 50 ms (the cockpit's push watcher reads its sequence number as
+  often) and writes an event when it changed. Its latency is the floor of "push, then paint".
 - ``app``: a Flask "hello" app, served by gunicorn with the cockpit's own worker settings, for
   the raw request rate the viewer benchmark compares with.
 """
@@ -12,6 +15,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import flask
@@ -69,6 +73,64 @@ class RawPollPage:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+PUSH_PAGE = b"""<!doctype html><html><body><div id="v" style="font: 96px sans-serif">-</div>
+<script>
+window.__raw = [];
+new EventSource("/s").onmessage = (event) => {
+  document.getElementById("v").textContent = event.data;
+  const rec = {value: event.data, t: Date.now()};
+  window.__raw.push(rec);
+  requestAnimationFrame(() => setTimeout(() => { rec.paint = Date.now(); }, 0));
+};
+</script></body></html>"""
+POLL_S = 0.05
+
+
+class RawPushPage(RawPollPage):
+    """Serves PUSH_PAGE and ``/s``, an event stream of RAW_KEY's changes."""
+
+    def __init__(self, redis_url: str, interval_ms: int = 1000) -> None:
+        client = redis.Redis.from_url(redis_url)
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                if self.path != "/s":
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/html")
+                    self.send_header("Content-Length", str(len(PUSH_PAGE)))
+                    self.end_headers()
+                    self.wfile.write(PUSH_PAGE)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                last = None
+                while True:
+                    try:
+                        value = client.get(RAW_KEY)
+                    except redis.RedisError:
+                        return  # the run is over: its Redis stopped
+                    if value != last and value is not None:
+                        last = value
+                        try:
+                            self.wfile.write(b"data: " + value + b"\n\n")
+                            self.wfile.flush()
+                        except OSError:
+                            return
+                    time.sleep(POLL_S)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
 
 # The raw counterpart of the grid layer, run with execute_async_script in a same-origin tab:

@@ -99,17 +99,55 @@ class Viewer:
         return status, size, ms
 
 
+class PushReader:
+    """A viewer's grid push stream, as its page holds it (a thread reading events until
+    ``end``): counts events and bytes; reconnects when the server ends the stream."""
+
+    def __init__(self, viewer: Viewer, query: str, end: float) -> None:
+        self.viewer, self.query, self.end = viewer, query, end
+        self.events = self.bytes = self.refused = 0
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        url = urlparse(f"http://{self.viewer.host}:{self.viewer.port}")
+        cookie = "; ".join(f"{k}={v}" for k, v in self.viewer.cookies.items())
+        while time.monotonic() < self.end:
+            conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+            try:
+                conn.request("GET", "/push/grids" + self.query,
+                             headers={"User-Agent": USER_AGENT, "Cookie": cookie,
+                                      "Accept": "text/event-stream"})  # fmt: skip
+                resp = conn.getresponse()
+                if resp.status != 200:
+                    self.refused += 1
+                    return  # a page refused a stream polls instead (its replayed callbacks)
+                while time.monotonic() < self.end:
+                    chunk = resp.read1(65536)
+                    if not chunk:
+                        break
+                    self.bytes += len(chunk)
+                    self.events += chunk.count(b"event: grids")
+            except (OSError, http.client.HTTPException):
+                time.sleep(1)
+            finally:
+                conn.close()
+
+
 def _short(outputs: str) -> str:
     return outputs.strip(".").split(".")[0]
 
 
 def _run_viewers(base_url: str, token: str, templates: dict[str, str], n: int, seconds: float,
-                 interval: float, queue, ready) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
-    """``n`` viewer threads ticking every ``interval`` s for ``seconds``; put a summary."""
+                 interval: float, queue, ready,
+                 push_query: str | None) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+    """``n`` viewer threads ticking every ``interval`` s for ``seconds``, each with its push
+    stream when ``push_query`` is set (the page's own did); put a summary."""
     latencies: dict[str, list[float]] = {_short(o): [] for o in templates}
     lock = threading.Lock()
     stats = {"ticks_due": 0, "ticks_done": 0, "ticks_late": 0, "ticks_skipped": 0,
-             "errors": 0, "bytes": 0, "sign_in_failures": 0}  # fmt: skip
+             "errors": 0, "bytes": 0, "sign_in_failures": 0, "push_events": 0,
+             "push_bytes": 0, "push_refused": 0}  # fmt: skip
     signed_in = threading.Barrier(n + 1)
     go = threading.Event()
     start_at: list[float] = []
@@ -127,6 +165,7 @@ def _run_viewers(base_url: str, token: str, templates: dict[str, str], n: int, s
         go.wait()
         begin = start_at[0] + rng.uniform(0, interval)  # a random phase, like real screens
         end = start_at[0] + seconds
+        reader = PushReader(viewer, push_query, end) if push_query is not None else None
         tick = 0
         local: dict[str, list[float]] = {name: [] for name in latencies}
         counts = dict.fromkeys(stats, 0)
@@ -158,6 +197,11 @@ def _run_viewers(base_url: str, token: str, templates: dict[str, str], n: int, s
             counts["ticks_done"] += 1
             if time.monotonic() > due + interval:
                 counts["ticks_late"] += 1
+        if reader is not None:
+            reader.thread.join(timeout=35)
+            counts["push_events"] += reader.events
+            counts["push_bytes"] += reader.bytes
+            counts["push_refused"] += reader.refused
         with lock:
             for name, values in local.items():
                 latencies[name].extend(values)
@@ -188,14 +232,16 @@ class SyntheticViewers:
     """``n`` synthetic viewers at one update per ``interval`` s, in a child process."""
 
     def __init__(self, base_url: str, token: str, templates: dict[str, str], n: int,
-                 seconds: float, interval: float = 1.0) -> None:  # fmt: skip
+                 seconds: float, interval: float = 1.0,
+                 push_query: str | None = None) -> None:  # fmt: skip
         ctx = mp.get_context("spawn")
         self.queue = ctx.Queue()
         self.ready = ctx.Event()
         self.n, self.seconds, self.interval = n, seconds, interval
         self.process = ctx.Process(
             target=_run_viewers,
-            args=(base_url, token, templates, n, seconds, interval, self.queue, self.ready),
+            args=(base_url, token, templates, n, seconds, interval, self.queue, self.ready,
+                  push_query),
             daemon=True,
         )  # fmt: skip
         self.result: dict | None = None
@@ -226,6 +272,11 @@ class SyntheticViewers:
             "sign_in_failures": stats["sign_in_failures"],
             "received_bytes_per_viewer_per_s":
                 round(stats["bytes"] / max(1, self.n) / self.seconds, 0),
+            "push_events_per_viewer_per_s":
+                round(stats["push_events"] / max(1, self.n) / self.seconds, 3),
+            "push_bytes_per_viewer_per_s":
+                round(stats["push_bytes"] / max(1, self.n) / self.seconds, 0),
+            "push_streams_refused": stats["push_refused"],
         }  # fmt: skip
 
     def __exit__(self, *exc: object) -> None:

@@ -14,12 +14,14 @@ What it does:
 2. Starts a feed process writing ``--rate`` incidents/s (the demo simulator's places and texts)
    into every grid but ``--markers`` marker grids.
 3. Every 1.5-2.5 s (random, so markers fall at every phase of the 1 s poll) XADDs one incident
-   into the next marker grid, and SETs a counter that a bare 1 Hz polling page shows (the raw
-   counterpart, `_raw.RawPollPage`, open in a second Chromium at the same time).
+   into the next marker grid, and SETs a counter that a bare page shows (the raw counterpart,
+   open in a second Chromium at the same time): with ``--push sse`` (the default, as the app)
+   `_raw.RawPushPage`, a bare event stream; with ``--push poll`` `_raw.RawPollPage`, a bare
+   1 Hz polling page.
 4. Event to screen = from the XADD (Python's time.time(), halfway through the call) to the
    first painted frame after the wall's grid style function drew that grid with its new count
    (Date.now() in the page: same machine clock). Split into XADD -> grid callback response
-   read, and response -> painted.
+   read (or push event received), and response -> painted.
 5. Payload: every request's bytes from Chrome's network log (Network.loadingFinished
    encodedDataLength: headers + body as received) per grid update, per tick (all callbacks
    of one interval tick) and per second (everything, heat PNGs included).
@@ -68,7 +70,7 @@ from _feed import (  # noqa: E402
     write_history,
     xadd_marker,
 )
-from _raw import RAW_CANVAS_JS, RAW_KEY, RawPollPage  # noqa: E402
+from _raw import RAW_CANVAS_JS, RAW_KEY, RawPollPage, RawPushPage  # noqa: E402
 
 from cockpit.areastore import Geography, load_geography  # noqa: E402
 from cockpit.contract import GROUP, INCIDENTS  # noqa: E402
@@ -98,6 +100,8 @@ def build_parser(description: str = __doc__) -> argparse.ArgumentParser:
                    help="Chrome CPU profile of a page after the run (10; 0: none)")  # fmt: skip
     p.add_argument("--refresh-ms", type=int,
                    help="poll interval, app (COCKPIT_REFRESH_MS) and raw page")  # fmt: skip
+    p.add_argument("--push", choices=("sse", "poll"), default="sse",
+                   help="how grid values reach the page (COCKPIT_PUSH; default sse)")  # fmt: skip
     p.add_argument("--app-dir", type=Path,
                    help="run the cockpit from this copy of the tree (what-ifs)")  # fmt: skip
     p.add_argument("--reloads", type=int, default=2,
@@ -231,6 +235,7 @@ def merged_size(body: str) -> int | None:
 
 def payload(pages: Pages, since_s: float, until_s: float) -> dict:
     grid_wire, grid_body, tick_wire, tick_upload, other_per_s, heat = [], [], [], [], [], []
+    push_events: list[int] = []
     per_second = []
     for net in pages.net:
         reqs = [r for r in net.finished(since_s) if r["t"] <= until_s]
@@ -247,8 +252,13 @@ def payload(pages: Pages, since_s: float, until_s: float) -> dict:
         for group in ticks.values():
             tick_wire.append(sum(r["wire"] for r in group))
             tick_upload.append(sum(r["upload"] for r in group))
+        pushed = [e["wire"] for e in net.pushes
+                  if since_s <= e["t"] <= until_s and e["event"] == "grids"]  # fmt: skip
+        grid_wire += pushed
+        grid_body += pushed
+        push_events.append(len(pushed))
         span = max(1e-9, until_s - since_s)
-        per_second.append(sum(r["wire"] for r in reqs) / span)
+        per_second.append((sum(r["wire"] for r in reqs) + sum(pushed)) / span)
         other_per_s.append(sum(r["wire"] for r in reqs if r.get("tick") is None) / span)
     per_callback: dict[str, list[int]] = {}
     for net in pages.net:
@@ -259,6 +269,7 @@ def payload(pages: Pages, since_s: float, until_s: float) -> dict:
     merged = [m for m in (merged_size(b) for b in bodies) if m is not None]
     return {
         "grid_update_wire_bytes": percentiles(grid_wire, 0),
+        "push_events_per_page": push_events,
         "grid_update_body_bytes": percentiles(grid_body, 0),
         "tick_wire_bytes_all_callbacks": percentiles(tick_wire, 0),
         "tick_upload_bytes": percentiles(tick_upload, 0),
@@ -355,6 +366,7 @@ def run(
     data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="bench-screen-"))
     started = time.monotonic()
     settings = {"COCKPIT_REFRESH_MS": str(args.refresh_ms)} if args.refresh_ms else {}
+    settings["COCKPIT_PUSH"] = args.push
     demo = Demo.start(data_dir, scale=args.scale, app_dir=args.app_dir, settings=settings)
     try:
         r = demo.redis()
@@ -374,7 +386,8 @@ def run(
             drivers = [stack.enter_context(browser(args.width, args.height))
                        for _ in range(args.pages)]  # fmt: skip
             raw_driver = stack.enter_context(browser(800, 600))
-            raw_page = stack.enter_context(RawPollPage(demo.redis_url, args.refresh_ms or 1000))
+            raw_kind = RawPushPage if args.push == "sse" else RawPollPage
+            raw_page = stack.enter_context(raw_kind(demo.redis_url, args.refresh_ms or 1000))
             wall_url = f"{demo.base_url}/wall/{token}"
             out["first_paint_wall_cold"] = [first_paint(d, wall_url, len(grids)) for d in drivers]
             out["first_paint_wall_warm"] = [first_paint(drivers[0], wall_url, len(grids))

@@ -119,7 +119,10 @@ def main() -> int:
     synthetic = max(0, args.viewers - args.pages)
 
     def during(demo: Demo, token: str, templates: dict[str, str]) -> SyntheticViewers:
-        return SyntheticViewers(demo.base_url, token, templates, synthetic, args.seconds)
+        # each synthetic page holds its own push stream, as the real one does
+        query = "?metric=incidents&category=all" if args.push == "sse" else None
+        return SyntheticViewers(demo.base_url, token, templates, synthetic, args.seconds,
+                                push_query=query)  # fmt: skip
 
     out = bench_screen.run(args, "bench_viewers.py", during=during, after=capacity(args))
     out["viewers_in_all"] = {"real_chromium_pages": args.pages, "synthetic": synthetic}

@@ -38,8 +38,8 @@ from cockpit.counters import counters_at
 from cockpit.guard import secure_callback
 from cockpit.i18n import t
 from cockpit.incidents import scope_grids
-from cockpit.live import METRICS, delta, metric_values
-from cockpit.policy import User, visible_categories
+from cockpit.live import METRICS, delta, metric_choice, metric_values, snapshot
+from cockpit.policy import User
 from cockpit.webapp import request_lang, runtime
 from layers.grids import legend, scheme
 from layers.trucks import truck_features
@@ -54,33 +54,29 @@ def scoped_gauges(geo: Geography, reference_version: str, area_id: str) -> froze
     return frozenset(reference.gauges.index[reference.gauges.intersects(scope)])
 
 
-def _choice(metric: str | None, category: str | None, user: User) -> tuple[str, str]:
-    """The browser picks a metric and category; the server checks both against the policy."""
-    metric = metric if metric in METRICS else "incidents"
-    if category != ALL and category not in visible_categories(user):
-        category = ALL
-    if metric in ("resolution", "ssi"):
-        category = ALL
-    return metric, category or ALL
-
-
 @secure_callback(
     Output(ids.GRID_VALUES, "data"),
     Output(ids.KPI_INCIDENTS, "children"),
     Output(ids.KPI_OPEN, "children"),
     Output(ids.LEGEND, "children"),
     Output(ids.LIVE_STORE, "data"),
-    Input(ids.TICK, "n_intervals"),
+    Input(ids.GRID_POLL, "data"),
     Input(ids.METRIC, "value"),
     Input(ids.CATEGORY, "value"),
     State(ids.LIVE_STORE, "data"),
+    State(ids.GRID_PUSH_ON, "data"),
     action="view_counts",
 )
-def refresh_grids(user: User, _tick, metric, category, store):
+def refresh_grids(user: User, _tick, metric, category, store, push_on):
+    """Grid values, KPIs, legend and data age each tick while the page's push stream
+    (cockpit.push) does not deliver them (the tick then stops at ``cockpitPush.pollTick``).
+    On a change of metric the values come from the stream if it is on; once it stops, they
+    come whole."""
     rt = runtime()
-    metric, category = _choice(metric, category, user)
+    metric, category = metric_choice(metric, category, user)
     name = f"{metric}:{category}"
     previous = store or {}
+    pushed = push_on is True
     try:
         geo = rt.geography()
         client = rt.redis
@@ -93,7 +89,7 @@ def refresh_grids(user: User, _tick, metric, category, store):
         )
         seq = int(seq_raw or 0)
         fresh = {
-            "name": name, "seq": seq, "version": geo.version,
+            "name": name, "seq": seq, "version": geo.version, "pushed": pushed,
             "server_ms": int(time.time() * 1000),
             "last_apply_ms": int(last_apply) if last_apply else None,
             "breaks": previous.get("breaks"),
@@ -101,19 +97,24 @@ def refresh_grids(user: User, _tick, metric, category, store):
         }  # fmt: skip
         kpis = (f"{int(hour_count or 0):,}", f"{int(open_count or 0):,}")
         same_view = previous.get("name") == name and previous.get("version") == geo.version
-        if same_view and previous.get("seq") == seq:
+        if same_view and previous.get("seq") == seq and previous.get("pushed") == pushed:
             return no_update, *kpis, no_update, fresh
-        since = previous.get("seq") if same_view else None
-        full, changed, removed, current = delta(
-            client, name, seq, since, lambda: metric_values(client, metric, category)
-        )
+        compute = lambda: metric_values(client, metric, category)  # noqa: E731
+        if pushed:  # the stream carries the values; here only the legend follows them
+            full, changed, removed = True, {}, []
+            current = snapshot(client, name, seq, compute)
+        else:
+            since = previous.get("seq") if same_view and not previous.get("pushed") else None
+            full, changed, removed, current = delta(client, name, seq, since, compute)
     except redis.RedisError:
         raise PreventUpdate from None  # the data-age badge turns stale by itself
     grids = scope_grids(geo, user.area_id)
     fmt = METRICS[metric][1]
     breaks, colors = scheme(fmt, [v for g, v in current.items() if g in grids])
     hideout = Patch()
-    if full:
+    if pushed:
+        hideout = no_update
+    elif full:
         hideout["values"] = {g: v for g, v in current.items() if g in grids}
         hideout["format"] = fmt
         hideout["colors"] = colors
@@ -128,7 +129,8 @@ def refresh_grids(user: User, _tick, metric, category, store):
             hideout["values"].update(merged)
     new_legend = no_update
     if breaks != previous.get("breaks") or not same_view:
-        hideout["breaks"] = breaks
+        if not pushed:
+            hideout["breaks"] = breaks
         lang = request_lang(user)
         title = t(METRICS[metric][0], lang)
         new_legend = legend(breaks, title, t("no_values", lang), colors, fmt)
@@ -231,6 +233,43 @@ clientside_callback(  # restyle the grids in place (see layers.grids.grid_values
     ClientsideFunction(namespace="cockpit", function_name="paintGrids"),
     Output(ids.GRID_PAINTED, "data"),
     Input(ids.GRID_VALUES, "data"),
+)
+@secure_callback(
+    Output(ids.LEGEND, "children", allow_duplicate=True),
+    Input(ids.GRID_BREAKS, "data"),
+    State(ids.METRIC, "value"),
+    State(ids.CATEGORY, "value"),
+    action="view_counts",
+    prevent_initial_call=True,
+)
+def pushed_legend(user: User, breaks, metric, category):
+    """The legend for the class breaks the push stream delivered (only when they change). The
+    breaks come back from the browser: only numbers are taken, the colours are the metric's."""
+    metric, _category = metric_choice(metric, category, user)
+    if not (isinstance(breaks, list) and 0 < len(breaks) <= 12):
+        raise PreventUpdate
+    numbers = [float(b) for b in breaks if isinstance(b, int | float) and not isinstance(b, bool)]
+    if len(numbers) != len(breaks):
+        raise PreventUpdate
+    fmt = METRICS[metric][1]
+    _, colors = scheme(fmt, [])
+    lang = request_lang(user)
+    shown = [int(b) if b.is_integer() else b for b in numbers]
+    return legend(shown, t(METRICS[metric][0], lang), t("no_values", lang), colors, fmt)
+
+
+clientside_callback(  # the grid layer's tick, held back while its push stream delivers
+    ClientsideFunction(namespace="cockpitPush", function_name="pollTick"),
+    Output(ids.GRID_POLL, "data"),
+    Input(ids.TICK, "n_intervals"),
+    State(ids.GRID_PUSH_ON, "data"),
+)
+clientside_callback(  # open the push stream of the grid values (assets/push.js, cockpit.push)
+    ClientsideFunction(namespace="cockpitPush", function_name="gridPush"),
+    Output(ids.GRID_PUSH_ON, "data"),
+    Input(ids.METRIC, "value"),
+    Input(ids.CATEGORY, "value"),
+    State(ids.GRID_PUSH, "data"),
 )
 clientside_callback(
     ClientsideFunction(namespace="cockpit", function_name="dataAge"),

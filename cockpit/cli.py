@@ -293,7 +293,7 @@ def _serve(settings: Settings, workers: int) -> int:
             self.cfg.set("bind", f"{settings.host}:{settings.port}")
             self.cfg.set("workers", max(1, workers))
             self.cfg.set("worker_class", "gthread")
-            self.cfg.set("threads", 8)
+            self.cfg.set("threads", settings.web_threads)
             self.cfg.set("timeout", 60)
             self.cfg.set("accesslog", None)
             self.cfg.set("loglevel", "warning")

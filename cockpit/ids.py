@@ -13,6 +13,10 @@ GRID_LAYER = "grid-layer"
 # the grid colours (values, breaks, colours): restyled in place by cockpitMap.paintGrids
 GRID_VALUES = "grid-values"
 GRID_PAINTED = "grid-painted"
+GRID_PUSH = "grid-push"  # where the page opens its push stream (None: it polls)
+GRID_PUSH_ON = "grid-push-on"  # set by the page while the stream delivers
+GRID_POLL = "grid-poll"  # the tick, passed on only while no stream delivers
+GRID_BREAKS = "grid-breaks"  # class breaks a stream delivered, for the legend
 BOUNDARY_LAYER = "boundary-layer"
 LEGEND = "legend"
 LIVE_STORE = "live-store"

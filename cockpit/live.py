@@ -16,6 +16,7 @@ import redis
 
 from cockpit.aggregates import ALL, IncidentAggregates
 from cockpit.indicators import map_survey_index
+from cockpit.policy import User, visible_categories
 
 SNAPSHOT = "cockpit:snap:"
 SNAPSHOT_TTL_S = 60
@@ -28,6 +29,17 @@ METRICS: dict[str, tuple[str, str]] = {
     "resolution": ("metric_resolution", "percent"),
     "ssi": ("metric_ssi", "percent"),
 }
+
+
+def metric_choice(metric: object, category: object, user: User) -> tuple[str, str]:
+    """The browser picks a metric and category; the server checks both against the policy:
+    an unknown metric is the incident count, a category the user may not see is all of them."""
+    metric = metric if isinstance(metric, str) and metric in METRICS else "incidents"
+    if not isinstance(category, str) or category not in visible_categories(user):
+        category = ALL
+    if metric in ("resolution", "ssi"):
+        category = ALL
+    return metric, str(category or ALL)
 
 
 def metric_values(
@@ -72,17 +84,39 @@ def delta(
     """(full, changed, removed, current): ``full`` when the browser's ``since`` snapshot is
     unknown (then send ``current``), else the values that changed since it and the ids that
     disappeared."""
-    key = f"{SNAPSHOT}{name}:{seq}"
-    raw = client.get(key)
-    if raw is None:
-        current = compute()
-        client.set(key, json.dumps(current, separators=(",", ":")), ex=SNAPSHOT_TTL_S, nx=True)
-    else:
-        current = json.loads(raw)
-    old_raw = client.get(f"{SNAPSHOT}{name}:{since}") if since is not None else None
-    if old_raw is None:
+    current = snapshot(client, name, seq, compute)
+    old = stored_snapshot(client, name, since) if since is not None else None
+    if old is None:
         return True, current, [], current
-    old = json.loads(old_raw)
+    changed, removed = difference(old, current)
+    return False, changed, removed, current
+
+
+def snapshot(
+    client: redis.Redis, name: str, seq: int, compute: Callable[[], dict[str, float]]
+) -> dict[str, float]:
+    """The values of ``name`` at ``seq``: the stored snapshot, or computed and stored now (the
+    first reader's values stay the snapshot of that sequence number for every process)."""
+    stored = stored_snapshot(client, name, seq)
+    if stored is not None:
+        return stored
+    current = compute()
+    key = f"{SNAPSHOT}{name}:{seq}"
+    if client.set(key, json.dumps(current, separators=(",", ":")), ex=SNAPSHOT_TTL_S, nx=True):
+        return current
+    # another reader stored its values for this sequence number first: theirs are the snapshot
+    return stored_snapshot(client, name, seq) or current
+
+
+def stored_snapshot(client: redis.Redis, name: str, seq: int) -> dict[str, float] | None:
+    raw = client.get(f"{SNAPSHOT}{name}:{seq}")
+    return None if raw is None else json.loads(raw)
+
+
+def difference(
+    old: dict[str, float], current: dict[str, float]
+) -> tuple[dict[str, float], list[str]]:
+    """(changed, removed): the values that differ in ``current`` and the ids it lost."""
     changed = {k: v for k, v in current.items() if old.get(k) != v}
     removed = [k for k in old if k not in current]
-    return False, changed, removed, current
+    return changed, removed

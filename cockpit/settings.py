@@ -21,6 +21,10 @@ LANGUAGES = ("en", "zh-CN")
 FEED_STALE_S = {"incidents": 60, "trucks": 120, "gauges": 180}
 
 
+PUSH_MODES = ("sse", "poll")
+PUSH_RESERVED_THREADS = 8
+
+
 class SettingsError(ValueError):
     """A setting has a value the cockpit cannot use."""
 
@@ -37,6 +41,8 @@ class Settings:
     tile_attribution: str = ""
     demo_seed: int = 7
     refresh_ms: int = 1000
+    push: str = "sse"  # grid values: "sse" pushes changes as they happen; "poll" every refresh_ms
+    web_threads: int = 64  # per web process; each live push stream holds one
     stale_after_s: int | None = None  # None: each feed's own (FEED_STALE_S)
     secure_cookies: bool = False  # set behind TLS: cookies then travel over https only
     secret_defaulted: bool = True  # no key was configured: a random one is in use
@@ -103,6 +109,15 @@ class Settings:
             values["demo_seed"] = _int("COCKPIT_DEMO_SEED", raw["demo_seed"], 0, 2**31 - 1)
         if "refresh_ms" in raw:
             values["refresh_ms"] = _int("COCKPIT_REFRESH_MS", raw["refresh_ms"], 200, 60_000)
+        if "push" in raw:
+            push = str(raw["push"])
+            if push not in PUSH_MODES:
+                raise SettingsError(
+                    f"COCKPIT_PUSH={push!r} is not supported; use one of: {', '.join(PUSH_MODES)}"
+                )
+            values["push"] = push
+        if "web_threads" in raw:
+            values["web_threads"] = _int("COCKPIT_WEB_THREADS", raw["web_threads"], 4, 1024)
         if raw.get("stale_after_s") not in (None, ""):
             values["stale_after_s"] = _int("COCKPIT_STALE_AFTER_S", raw["stale_after_s"], 5, 86_400)
         if "secure_cookies" in raw:
@@ -114,6 +129,12 @@ class Settings:
     @property
     def redis_dir(self) -> Path:
         return self.data_dir / "redis"
+
+    @property
+    def push_streams(self) -> int:
+        """Push streams one web process holds at most: the rest of its threads answer
+        callbacks and page loads (a page beyond the limit polls instead)."""
+        return max(1, self.web_threads - PUSH_RESERVED_THREADS)
 
     def stale_after_ms(self, feed: str) -> int:
         """How long ``feed`` may be silent before its badge says "stale since ..."."""
@@ -132,6 +153,8 @@ _KEYS = (
     "tile_attribution",
     "demo_seed",
     "refresh_ms",
+    "push",
+    "web_threads",
     "stale_after_s",
     "secure_cookies",
 )

@@ -121,6 +121,14 @@ def create_app(settings: Settings) -> dash.Dash:
     from cockpit.heat_routes import heat_blueprint
 
     server.register_blueprint(heat_blueprint())
+    if settings.push == "sse":
+        from cockpit.push import PushLimits, push_blueprint
+
+        limits = PushLimits(max_streams=settings.push_streams)
+        server.register_blueprint(
+            push_blueprint(lambda: runtime().redis, lambda: runtime().geography(), limits,
+                           settings.stale_after_ms("incidents"))  # fmt: skip
+        )
 
     app = dash.Dash(
         __name__,

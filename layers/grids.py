@@ -57,16 +57,22 @@ def grid_layer(geojson_url: str, labels: dict[str, str]) -> dl.GeoJSON:
     )  # fmt: skip
 
 
-def grid_values_stores() -> list[dcc.Store]:
+def grid_values_stores(map_id: str, push_url: str | None = None) -> list[dcc.Store]:
     """The grid colours, kept out of the layer's ``hideout``: dash-leaflet 1.1.3 removes and
     re-adds every feature of a GeoJSON whenever its hideout changes (a second and more for
     20,000 grids), while ``cockpitMap.paintGrids`` restyles in place only the grids whose
-    value changed (all of them when the classes change)."""
+    value changed (all of them when the classes change). With ``push_url`` the page takes the
+    values from that event stream (assets/push.js) and the polling callback leaves them alone
+    while the stream delivers; the stream closes when the map ``map_id`` leaves the page."""
     return [
         dcc.Store(id=ids.GRID_VALUES, data={"values": {}, "breaks": [1, 2, 3, 4, 5, 6, 7],
                                             "colors": COLORS, "zero": ZERO_COLOR,
                                             "format": "count"}),
         dcc.Store(id=ids.GRID_PAINTED, data=None),
+        dcc.Store(id=ids.GRID_PUSH, data={"url": push_url, "map": map_id}),
+        dcc.Store(id=ids.GRID_PUSH_ON, data=False),
+        dcc.Store(id=ids.GRID_POLL, data=None),
+        dcc.Store(id=ids.GRID_BREAKS, data=None),
     ]  # fmt: skip
 
 

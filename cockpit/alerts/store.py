@@ -25,6 +25,7 @@ Writes go through one Lua script, so an alert, its indexes and its stream entry 
 from __future__ import annotations
 
 import json
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -233,11 +234,16 @@ def open_alerts(r: redis.Redis, user: User | None, geo: Geography, limit: int = 
 
 
 # Every write of an alert goes through _WRITE, which appends to STREAM: the stream's last id
-# is a version of all alerts. Each tick, every viewer's wall tiles and alert markers asked
-# for the same area's open alerts, and reading and parsing thousands of them took most of a
-# web process's CPU; now a process reads them once per area and version.
-_OPEN_CACHE: OrderedDict[tuple[int, str, str], list[Alert]] = OrderedDict()
+# is a version of all alerts, and the entries after a version name the alerts written since.
+# Each tick, every viewer's wall tiles and alert markers asked for the same area's open alerts,
+# and reading and parsing thousands of them took most of a web process's CPU; now a process
+# reads them once per area and version, re-reads only the alerts written since the version it
+# holds, and threads asking for a version being read wait for that read instead of repeating it.
+_OPEN_CACHE: OrderedDict[tuple[int, str], tuple[str, list[Alert]]] = OrderedDict()
 _OPEN_CACHE_SIZE = 64
+_OPEN_LOCK = threading.Lock()
+_OPEN_READING: dict[tuple[int, str, str], threading.Event] = {}
+_CHANGES_AT_MOST = 2_000  # more alerts written since the held version: read them all again
 
 
 def _open_in(r: redis.Redis, key: str) -> list[Alert]:
@@ -245,17 +251,56 @@ def _open_in(r: redis.Redis, key: str) -> list[Alert]:
     alert has been written since."""
     last = r.xrevrange(STREAM, count=1)
     version = _ids([last[0][0]])[0] if last else ""
-    cache_key = (id(r.connection_pool), key, version)
-    found = _OPEN_CACHE.get(cache_key)
-    if found is None:
-        ids = _ids(r.zrevrange(key, 0, -1))
-        found = order_alerts([a for a in get_alerts(r, ids) if a.is_open])
-        _OPEN_CACHE[cache_key] = found
-        while len(_OPEN_CACHE) > _OPEN_CACHE_SIZE:
-            _OPEN_CACHE.popitem(last=False)
-    else:
-        _OPEN_CACHE.move_to_end(cache_key)
-    return found
+    slot = (id(r.connection_pool), key)
+    while True:
+        with _OPEN_LOCK:
+            held = _OPEN_CACHE.get(slot)
+            if held is not None and held[0] == version:
+                _OPEN_CACHE.move_to_end(slot)
+                return held[1]
+            reading = _OPEN_READING.get((*slot, version))
+            if reading is None:
+                done = _OPEN_READING[(*slot, version)] = threading.Event()
+                break
+        reading.wait(timeout=10)  # another thread reads this version: take its result
+    try:
+        found = _read_open(r, key, version, held)
+        with _OPEN_LOCK:
+            current = _OPEN_CACHE.get(slot)
+            if current is None or not version or _stream_id(current[0]) <= _stream_id(version):
+                _OPEN_CACHE[slot] = (version, found)
+                _OPEN_CACHE.move_to_end(slot)
+            while len(_OPEN_CACHE) > _OPEN_CACHE_SIZE:
+                _OPEN_CACHE.popitem(last=False)
+        return found
+    finally:
+        with _OPEN_LOCK:
+            _OPEN_READING.pop((*slot, version), None)
+        done.set()
+
+
+def _read_open(
+    r: redis.Redis, key: str, version: str, held: tuple[str, list[Alert]] | None
+) -> list[Alert]:
+    """The open alerts under ``key``: those written since the ``held`` version read again, the
+    others reused (all read when nothing is held or the stream no longer reaches back)."""
+    ids = _ids(r.zrevrange(key, 0, -1))
+    reuse: dict[str, Alert] = {}
+    if held is not None and held[0] and version:
+        changed = r.xrange(STREAM, min=f"({held[0]}", max="+", count=_CHANGES_AT_MOST + 1)
+        oldest = r.xrange(STREAM, count=1)
+        reaches_back = bool(oldest) and _stream_id(_ids([oldest[0][0]])[0]) <= _stream_id(held[0])
+        if len(changed) <= _CHANGES_AT_MOST and reaches_back:
+            written = {_s(fields.get(b"id") or fields.get("id") or "") for _eid, fields in changed}
+            reuse = {a.id: a for a in held[1] if a.id not in written}
+    fresh = get_alerts(r, [i for i in ids if i not in reuse])
+    listed = set(ids)
+    return order_alerts([a for a in [*reuse.values(), *fresh] if a.is_open and a.id in listed])
+
+
+def _stream_id(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms or 0), int(seq or 0)
 
 
 def all_alerts(r: redis.Redis, limit: int = 1000) -> list[Alert]:

@@ -11,6 +11,7 @@ from cockpit.contract import CATEGORIES
 from cockpit.i18n import category_label, t, tooltip_labels
 from cockpit.live import METRICS
 from cockpit.policy import User, authorize, visible_categories
+from cockpit.push import push_url
 from cockpit.views.alert_list import alert_panel
 from cockpit.webapp import runtime
 from layers.alerts import PANE as ALERT_PANE
@@ -178,7 +179,7 @@ def layout(user: User, lang: str) -> html.Div:
                 *([alert_panel("ops", lang)] if authorize(user, "view_alerts") else []),
             ]),  # fmt: skip
             dcc.Store(id=ids.LIVE_STORE, data={}),
-            *grid_values_stores(),
+            *grid_values_stores(ids.MAP, push_url()),
             dcc.Store(id=ids.FLEET_STORE, data={}),
             dcc.Store(id=ids.INCIDENT_STORE, data={}),
         ],

@@ -9,6 +9,7 @@ from dash import dcc, html
 from cockpit import ids
 from cockpit.i18n import t
 from cockpit.policy import User
+from cockpit.push import push_url
 from cockpit.views.operations import badge, base_map, legends, map_layers
 from cockpit.webapp import runtime
 from layers.grids import grid_values_stores
@@ -95,7 +96,7 @@ def layout(user: User, lang: str) -> html.Div:
                 ],
             ),  # fmt: skip
             dcc.Store(id=ids.LIVE_STORE, data={}),
-            *grid_values_stores(),
+            *grid_values_stores(ids.MAP, push_url()),
             dcc.Store(id=ids.FLEET_STORE, data={}),
             dcc.Store(id=ids.WALL_TARGETS, data=targets),
             dcc.Store(id=ids.WALL_FOCUS, data=None),

@@ -100,3 +100,62 @@ def test_map002_xadd_into_one_grid_changes_its_count_within_5s(browser, demo_ser
     assert row["name_en"] in text
     assert f"{after} " in text
     assert outside(requested_urls(browser)) == []
+
+
+def test_map003_grid_values_arrive_by_push_and_polling_leaves_them_alone(browser, demo_server):
+    """The grid values come from the server's push stream: the page opens it, says so to the
+    polling callback, and a new incident reaches the map as a push event."""
+    _open_map(browser, demo_server)
+    wait_until(
+        lambda: browser.execute_script("return window.cockpitPush.on && window.cockpitPush.events"),
+        timeout=15,
+        what="push stream delivering",
+    )
+    r = demo_server.redis()
+    from cockpit.areastore import load_geography
+
+    geo = load_geography(r)
+    grid_id = geo.grid_ids[7]
+    lon, lat = get_coordinates(geo.areas.grids.geometry.iloc[7].representative_point())[0]
+    pushed = f"return (window.cockpitPush.data.values[{grid_id!r}] || 0)"
+    before = browser.execute_script(pushed)
+    events = browser.execute_script("return window.cockpitPush.events")
+    kpi_before = int(browser.find_element("id", "kpi-incidents").text.replace(",", "") or 0)
+    # while the stream delivers, the page does not poll the grid values
+    browser.execute_script(
+        "window.__gridPolls = 0; const f = window.fetch; window.fetch = function (u, i) {"
+        " if (String(u).includes('_dash-update-component') && i && String(i.body)"
+        ".includes('grid-values.data')) { window.__gridPolls += 1; }"
+        " return f.apply(this, arguments); };"
+    )
+    now_ms = int(r.time()[0]) * 1000
+    for k in range(3):
+        r.xadd(INCIDENTS, {"id": f"push-{k}-{now_ms}", "ts": str(now_ms), "category": "dispute",
+                           "lat": f"{lat:.7f}", "lon": f"{lon:.7f}"})  # fmt: skip
+    value = wait_until(
+        lambda: (n := browser.execute_script(pushed)) >= before + 3 and n,
+        timeout=5,
+        interval=0.05,
+        what=f"pushed value of {grid_id} to rise by 3",
+    )
+    assert browser.execute_script("return window.cockpitPush.events") > events
+    kpi = wait_until(
+        lambda: int(browser.find_element("id", "kpi-incidents").text.replace(",", "") or 0)
+        >= kpi_before + 3,
+        timeout=5,
+        what="the hour's incident KPI to rise by 3 through the stream",
+    )
+    assert kpi
+    drawn = wait_until(
+        lambda: browser.execute_script(f"return window.cockpitMap.state.drawn[{grid_id!r}]")
+        == value,
+        timeout=2,
+        interval=0.05,
+        what="the pushed value painted",
+    )
+    assert drawn
+    assert browser.execute_script("return window.__gridPolls") == 0
+    # the stream is one request to this server, not one per update
+    urls = [u for u in requested_urls(browser) if "/push/grids" in u]
+    assert len(urls) == 1 and "metric=incidents" in urls[0]
+    assert outside(requested_urls(browser)) == []

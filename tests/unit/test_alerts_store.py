@@ -182,3 +182,68 @@ def test_st008_open_alerts_read_once_per_area_until_an_alert_changes(
     store.create_alert(r, second, loaded_city)
     assert store.open_alerts(r, street, loaded_city) == [second]
     assert mgets() == before + 1
+
+
+def test_st009_a_new_version_rereads_only_the_alerts_written_since(
+    r: redis.Redis, loaded_city: Geography, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a write, the process reads again only the alerts the stream names since the
+    version it holds; what it then serves equals a full read, through creates, severity
+    changes, clearing and an alert moving out of the area."""
+    a, b = two_streets(loaded_city)
+    street = user("street", a["street"])
+    alerts = [make_alert(f"flood:g8:{k}", [a["grid"]], at=T0 + k) for k in range(30)]
+    for alert in alerts:
+        store.create_alert(r, alert, loaded_city)
+    assert len(store.open_alerts(r, street, loaded_city)) == 30
+    read: list[list[str]] = []
+    real = store.get_alerts
+    monkeypatch.setattr(store, "get_alerts", lambda c, ids: read.append(list(ids)) or real(c, ids))
+
+    def full() -> list[Alert]:
+        return store._read_open(r, store.AREA_PREFIX + a["street"], "", None)
+
+    worse = replace(alerts[3], severity="extreme", updated_at=T0 + 50)
+    store.update_alert(r, alerts[3], worse, loaded_city, action="escalate")
+    served = store.open_alerts(r, street, loaded_city)
+    assert read == [[alerts[3].id]]
+    assert served == full() and served[0].severity == "extreme"
+    cleared = replace(alerts[5], status="cleared", cleared_at=T0 + 60, updated_at=T0 + 60)
+    store.update_alert(r, alerts[5], cleared, loaded_city, action="clear")
+    moved = replace(alerts[7], area_grids=[b["grid"]], updated_at=T0 + 61)
+    store.update_alert(r, alerts[7], moved, loaded_city, action="update")
+    new = make_alert("flood:g8:new", [a["grid"]], at=T0 + 62)
+    store.create_alert(r, new, loaded_city)
+    read.clear()
+    served = store.open_alerts(r, street, loaded_city)
+    assert sorted(i for ids in read for i in ids) == [new.id]  # the cleared and moved are gone
+    assert served == full() and len(served) == 29
+    assert alerts[5].id not in {x.id for x in served} and alerts[7].id not in {x.id for x in served}
+
+
+def test_st010_threads_asking_for_one_new_version_share_one_read(
+    r: redis.Redis, loaded_city: Geography
+) -> None:
+    a, _ = two_streets(loaded_city)
+    street = user("street", a["street"])
+    for k in range(200):
+        store.create_alert(r, make_alert(f"flood:g9:{k}", [a["grid"]], at=T0 + k), loaded_city)
+
+    def mgets() -> int:
+        return int(r.info("commandstats").get("cmdstat_mget", {}).get("calls", 0))
+
+    before = mgets()
+    start = threading.Barrier(8)
+    results: list[int] = []
+
+    def viewer() -> None:
+        start.wait()
+        results.append(len(store.open_alerts(r, street, loaded_city, limit=500)))
+
+    threads = [threading.Thread(target=viewer) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert results == [200] * 8
+    assert mgets() == before + 1  # one thread read; the seven others waited for its result
