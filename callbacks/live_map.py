@@ -27,11 +27,14 @@ from cockpit.aggregates import (
     SEQ,
     TRUCK_LATEST,
     TRUCK_TRAIL,
+    open_key,
     read_latest,
+    window_key,
 )
-from cockpit.apply import HEALTH, INC_PREFIX
+from cockpit.apply import HEALTH
 from cockpit.areastore import Geography, load_reference
 from cockpit.contract import GAUGES, INCIDENTS, TRUCKS
+from cockpit.counters import counters_at
 from cockpit.guard import secure_callback
 from cockpit.i18n import t
 from cockpit.incidents import scope_grids
@@ -80,9 +83,10 @@ def refresh_grids(user: User, _tick, metric, category, store, push_on):
         with client.pipeline(transaction=False) as pipe:
             pipe.get(SEQ)
             pipe.hget(HEALTH, f"{INCIDENTS}|last_apply_ms")
-            pipe.hget(f"{INC_PREFIX}w:1h:{ALL}", user.area_id)
-            pipe.hget(f"{INC_PREFIX}open:{ALL}", user.area_id)
-            seq_raw, last_apply, hour_count, open_count = pipe.execute()
+            seq_raw, last_apply = pipe.execute()
+        (hour_count,), (open_count,) = counters_at(
+            client, [window_key("1h", ALL), open_key(ALL)], [user.area_id]
+        )
         seq = int(seq_raw or 0)
         fresh = {
             "name": name, "seq": seq, "version": geo.version, "pushed": pushed,

@@ -1,12 +1,16 @@
 """What the worker keeps in Redis and how the screens read it.
 
-Incident counts (``{c}`` is a category id, ``all``, or ``st:{status}``; fields are area ids of
-every level, so a street's count is one HGET):
+Incident counts (``{c}`` is a category id, ``all``, or ``st:{status}``). Buckets are hashes
+whose fields are area ids of every level, so a street's count is one HGET; windows and open
+counts are counter arrays (cockpit/counters.py: a 32-bit integer per area slot, read with
+:func:`cockpit.counters.read_counters`):
   cockpit:agg:inc:m:{minute}:{c}   HASH  per-minute bucket, kept 26 h (trends per minute, 24 h)
   cockpit:agg:inc:h:{hour}:{c}     HASH  per-hour bucket, kept 91 days (trends per hour, 90 d)
-  cockpit:agg:inc:w:{window}:{c}   HASH  sliding window (5m, 1h, 24h) = sum of its minute buckets
+  cockpit:agg:inc:wa:{window}:{c}  ARRAY sliding window (5m, 1h, 24h) = sum of its minute buckets
   cockpit:agg:inc:w:{window}:rolled      last minute already subtracted from that window
-  cockpit:agg:inc:open:{c}         HASH  incidents open now (new, dispatched, handling)
+  cockpit:agg:inc:oa:{c}           ARRAY incidents open now (new, dispatched, handling)
+  (before 2026-12: the windows and open counts were hashes ``w:{window}:{c}`` and ``open:{c}``;
+  :func:`migrate_hash_counters` turns them into arrays once)
   cockpit:inc:state:{day}          HASH  id -> JSON of the incident's latest state and details,
                                          sharded by the UTC day of the report, kept 8 days
   cockpit:inc:recent:{street}      ZSET  "grid|id" by ts, last 24 h (the point layer)
@@ -24,6 +28,7 @@ Gauges, trucks, surveys:
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -33,6 +38,7 @@ import redis
 
 from cockpit.apply import HEALTH, INC_PREFIX, WINDOWS
 from cockpit.contract import CATEGORIES, STATUSES
+from cockpit.counters import SLOT, SLOTS_LUA, read_counters
 
 _decode = msgspec.json.decode  # states are read by the thousand per batch
 
@@ -53,16 +59,37 @@ STATE_DAYS = 8  # an incident can be updated for this many days after its report
 INCIDENT_RECENT = "cockpit:inc:recent:"
 INCIDENT_POINTS = "cockpit:inc:pts:"
 
-_ROLL = """
+WINDOW_ARRAY = "wa:"  # + "{window}:{c}"
+OPEN_ARRAY = "oa:"  # + "{c}"
+
+_ROLL = f"""
 -- Subtract minute buckets that fell out of each window; idempotent through the watermark.
 local prefix = ARGV[1]
 local t = redis.call('TIME')
 local now_min = math.floor(tonumber(t[1]) / 60)
 local ncat = tonumber(ARGV[2])
-local cats = {}
+local cats = {{}}
 for c = 1, ncat do cats[c] = ARGV[2 + c] end
 local i = 3 + ncat
 local nwin = tonumber(ARGV[i]); i = i + 1
+-- the counts of a bucket as BITFIELD arguments that subtract them from a window array;
+-- an area without a slot never reached any array
+local function minus(bucket)
+  local args = {{}}
+  for k = 1, #bucket, 2000 do
+    local fields = {{}}
+    for f = k, math.min(k + 1999, #bucket), 2 do fields[#fields + 1] = bucket[f] end
+    local slots = redis.call('HMGET', '{SLOT}', unpack(fields))
+    for j = 1, #fields do
+      if slots[j] then
+        local n = #args
+        args[n + 1] = 'INCRBY'; args[n + 2] = 'i32'; args[n + 3] = '#' .. slots[j]
+        args[n + 4] = -tonumber(bucket[k + 2 * j - 1])
+      end
+    end
+  end
+  return args
+end
 local rolled_total = 0
 for w = 1, nwin do
   local name, minutes = ARGV[i], tonumber(ARGV[i + 1]); i = i + 2
@@ -71,17 +98,16 @@ for w = 1, nwin do
   local r = tonumber(redis.call('GET', rkey) or target)
   if target - r > minutes then
     -- idle for longer than the window: everything in it has expired
-    for c = 1, ncat do redis.call('DEL', prefix .. 'w:' .. name .. ':' .. cats[c]) end
+    for c = 1, ncat do redis.call('DEL', prefix .. '{WINDOW_ARRAY}' .. name .. ':' .. cats[c]) end
     r = target
   end
   while r < target do
     r = r + 1
     for c = 1, ncat do
-      local wkey = prefix .. 'w:' .. name .. ':' .. cats[c]
-      local bucket = redis.call('HGETALL', prefix .. 'm:' .. r .. ':' .. cats[c])
-      for f = 1, #bucket, 2 do
-        local left = redis.call('HINCRBY', wkey, bucket[f], -tonumber(bucket[f + 1]))
-        if left <= 0 then redis.call('HDEL', wkey, bucket[f]) end
+      local args = minus(redis.call('HGETALL', prefix .. 'm:' .. r .. ':' .. cats[c]))
+      local wkey = prefix .. '{WINDOW_ARRAY}' .. name .. ':' .. cats[c]
+      for k = 1, #args, 4000 do
+        redis.call('BITFIELD', wkey, unpack(args, k, math.min(k + 3999, #args)))
       end
     end
     rolled_total = rolled_total + 1
@@ -90,6 +116,33 @@ for w = 1, nwin do
 end
 if rolled_total > 0 then redis.call('INCR', 'cockpit:seq') end
 return rolled_total
+"""
+
+_MIGRATE = SLOTS_LUA + """
+-- Old hash counters to counter arrays: ARGV = new registry token, then (hash key, array key)
+-- pairs. A hash is added into its array and deleted, so running this again changes nothing.
+local moved = 0
+for k = 2, #ARGV, 2 do
+  if redis.call('TYPE', ARGV[k]).ok == 'hash' then
+    local old = redis.call('HGETALL', ARGV[k])
+    local ids, counts = {}, {}
+    for f = 1, #old, 2 do ids[#ids + 1] = old[f]; counts[#counts + 1] = tonumber(old[f + 1]) end
+    local _token, slots = slots_of(ids, 1, #ids, ARGV[1])
+    local args = {}
+    for j = 1, #ids do
+      local n = #args
+      args[n + 1] = 'INCRBY'; args[n + 2] = 'i32'; args[n + 3] = '#' .. slots[j]
+      args[n + 4] = counts[j]
+    end
+    for a = 1, #args, 4000 do
+      redis.call('BITFIELD', ARGV[k + 1], unpack(args, a, math.min(a + 3999, #args)))
+    end
+    redis.call('DEL', ARGV[k])
+    moved = moved + 1
+  end
+end
+if moved > 0 then redis.call('INCR', 'cockpit:seq') end
+return moved
 """
 
 
@@ -116,6 +169,25 @@ def rollup(
     """Sum ``weight`` (default 1) per (bucket, label, area) over every level of each grid's
     hierarchy, vectorised; ``with_all`` adds the label ``all``. Returns
     ``[(bucket, label, [(area_id, total), ...]), ...]`` without zero totals."""
+    return [
+        (b, name, list(zip(codes.area_ids[area].tolist(), totals.tolist(), strict=True)))
+        for b, name, area, totals in rollup_codes(
+            codes, grid_pos, label, labels, bucket, weight, with_all
+        )
+    ]
+
+
+def rollup_codes(
+    codes: AreaCodes,
+    grid_pos: np.ndarray,
+    label: np.ndarray,
+    labels: Sequence[str],
+    bucket: np.ndarray | None = None,
+    weight: np.ndarray | None = None,
+    with_all: bool = True,
+) -> list[tuple[int, str, np.ndarray, np.ndarray]]:
+    """:func:`rollup` with the areas as codes (positions in ``codes.area_ids``) and the
+    totals as arrays: ``[(bucket, label, area codes, totals), ...]``."""
     if len(grid_pos) == 0:
         return []
     n_areas = len(codes.area_ids)
@@ -154,12 +226,22 @@ def rollup(
     names = [*labels, ALL] if with_all else list(labels)
     out = []
     bounds = np.flatnonzero(np.diff(bl)) + 1
-    for chunk in np.split(np.arange(len(uniq)), bounds):
-        j = chunk[0]
-        ids = codes.area_ids[area_of[chunk]].tolist()
-        pairs = list(zip(ids, totals[chunk].tolist(), strict=True))
-        out.append((int(bl[j] // n_lab + b0), names[int(bl[j] % n_lab)], pairs))
+    starts = [0, *bounds.tolist()]
+    ends = [*bounds.tolist(), len(uniq)]
+    for lo, hi in zip(starts, ends, strict=True):
+        out.append((int(bl[lo] // n_lab + b0), names[int(bl[lo] % n_lab)], area_of[lo:hi],
+                    totals[lo:hi]))  # fmt: skip
     return out
+
+
+def window_key(window: str, category: str) -> str:
+    """The counter array of a sliding window and label."""
+    return f"{INC_PREFIX}{WINDOW_ARRAY}{window}:{category}"
+
+
+def open_key(category: str) -> str:
+    """The counter array of incidents open now, per label."""
+    return f"{INC_PREFIX}{OPEN_ARRAY}{category}"
 
 
 class IncidentAggregates:
@@ -168,6 +250,7 @@ class IncidentAggregates:
     def __init__(self, client: redis.Redis) -> None:
         self.r = client
         self._roll = client.register_script(_ROLL)
+        self._migrate = client.register_script(_MIGRATE)
 
     def roll_windows(self) -> int:
         """Expire minute buckets from the sliding windows; cheap to call every second."""
@@ -176,17 +259,36 @@ class IncidentAggregates:
             args += [name, minutes]
         return int(self._roll(args=args))
 
+    def window_marks(self) -> list[str]:
+        """Each window's watermark (the last minute subtracted from it), as stored; a window
+        counts an event of minute m when m is greater. Rolls first when one is missing."""
+        keys = [f"{INC_PREFIX}w:{name}:rolled" for name in WINDOWS]
+        marks = self.r.mget(keys)
+        if any(m is None for m in marks):
+            self.roll_windows()
+            marks = self.r.mget(keys)
+        return [m.decode() for m in marks]
+
+    def migrate_hash_counters(self) -> int:
+        """Turn windows and open counts kept as hashes (before counter arrays) into arrays;
+        returns how many hashes were moved (0 once done). Atomic, so safe with several
+        workers."""
+        args: list[object] = [uuid.uuid4().hex]
+        for category in WINDOW_KEYS:
+            for window in WINDOWS:
+                args += [f"{INC_PREFIX}w:{window}:{category}", window_key(window, category)]
+            args += [f"{INC_PREFIX}open:{category}", open_key(category)]
+        return int(self._migrate(args=args))
+
     def window_counts(self, window: str = "1h", category: str = ALL) -> dict[str, int]:
         """Counts per area id (every level) over a sliding window. ``category`` may also be
         ``st:resolved`` etc.: status reports in the window."""
         if window not in WINDOWS or category not in WINDOW_KEYS:
             raise ValueError(f"unknown window {window!r} or category {category!r}")
-        raw = self.r.hgetall(f"{INC_PREFIX}w:{window}:{category}")
-        return {k.decode(): int(v) for k, v in raw.items()}
+        return read_counters(self.r, window_key(window, category))
 
     def open_counts(self, category: str = ALL) -> dict[str, int]:
-        raw = self.r.hgetall(f"{INC_PREFIX}open:{category}")
-        return {k.decode(): int(v) for k, v in raw.items() if int(v)}
+        return read_counters(self.r, open_key(category))
 
     def bucket_counts(
         self, unit: str, start: int, end: int, category: str = ALL, area: str = ""

@@ -11,7 +11,12 @@ is either not yet applied (still pending) or already applied (acknowledged, so s
 Operations (built by :class:`Batch`):
   H key field delta            HINCRBY
   E key unix_ts                EXPIREAT (skipped when already past)
-  G minute cat n f1 d1 ...     incident counts: minute bucket, hour bucket, sliding windows
+  C key unix_ts n f1 ... fn d1 ... dn
+                               add counts to n distinct fields of a hash (a bucket), unless
+                               its expiry unix_ts (0: none) is already past
+  W mask label n a1 ... a4n    window counts: BITFIELD arguments (INCRBY i32 #slot delta) for
+                               the window arrays of ``label`` whose bits are set in ``mask``
+  D key n a1 ... a4n           BITFIELD on one counter array (cockpit/counters.py)
   L key field ts value         latest value if newer than the stored one (stored "ts|value")
   Z key min_score keep n s1 m1 ...
                                ZADD n members, drop those under min_score, keep the last `keep`
@@ -24,8 +29,13 @@ The whole batch travels as ONE MessagePack argument that the script unpacks with
 built-in ``cmsgpack`` (C): packing tens of thousands of script arguments in redis-py cost about
 a microsecond each, a fifth of the worker's time. Binary values (the heatmap's packed points;
 cmsgpack has no bin type) follow as extra arguments and the batch names them by position.
-Counter increments are summed per key and field in the script and written with one HMGET and
-one HSET per 1,000 fields, instead of one HINCRBY call each.
+Bucket counts arrive summed per key and field by the worker and are written with one HMGET
+and one HSET per 1,000 fields (single increments, H, are summed in the script first), instead
+of one HINCRBY call each. Counter arrays (windows, open counts) take the worker's BITFIELD
+arguments as they are, a thousand areas per command. The batch names the slot registry and
+the window watermarks it was prepared with; if Redis no longer holds that registry (code 3)
+or a window has rolled since (code 4), nothing is written and the worker prepares again.
+Counts reach redis.call as strings: Redis formats every Lua number with "%.17g".
 """
 
 from __future__ import annotations
@@ -39,6 +49,7 @@ import numpy as np
 import redis
 
 from cockpit.contract import DEADLETTER, Reject
+from cockpit.counters import SLOT_TOKEN
 
 INC_PREFIX = "cockpit:agg:inc:"
 HEALTH = "cockpit:health"
@@ -49,15 +60,19 @@ HOUR_TTL_S = 91 * 86400
 DEADLETTER_MAXLEN = 1_000_000
 
 _SCRIPT = """
-local stream, dl = KEYS[1], KEYS[2]
+local stream, dl, slot_key = KEYS[1], KEYS[2], KEYS[3]
 local A = cmsgpack.unpack(ARGV[1])
 local group, health, rate_prefix, dl_maxlen = A[1], A[2], A[3], A[4]
 local prefix, minute_ttl, hour_ttl = A[5], tonumber(A[6]), tonumber(A[7])
-local consumer = A[8]
-local i = 9
+local consumer, slot_token = A[8], A[9]
+local i = 10
 local nwin = tonumber(A[i]); i = i + 1
 local wins = {}
 for w = 1, nwin do wins[w] = {A[i], tonumber(A[i + 1])}; i = i + 2 end
+-- the window watermarks the worker split its window counts by ('' when it has none)
+local marks = {}
+for w = 1, nwin do marks[w] = A[i + w - 1] end
+i = i + nwin
 local nids = tonumber(A[i]); i = i + 1
 local first_id = i; i = i + nids
 -- states: per shard hash, n_new (field, json) pairs then n_upd (field, expected, json)
@@ -83,6 +98,13 @@ if nids > 0 then
   end
 end
 if #gone > 0 then return {0, gone} end
+-- counter arrays were addressed with slots of this registry: it must still be the one in Redis
+if slot_token ~= '' and redis.call('GET', slot_key) ~= slot_token then return {3, {}} end
+-- window counts were split by these watermarks: a roll since then means prepare again
+for w = 1, nwin do
+  local mark = redis.call('GET', prefix .. 'w:' .. wins[w][1] .. ':rolled')
+  if marks[w] ~= '' and mark ~= marks[w] then return {4, {}} end
+end
 local stale = {}
 for _, sh in ipairs(shards) do
   -- new states: the field must still be absent
@@ -135,20 +157,16 @@ for d = 1, ndead do
 end
 
 -- 4. operations
-local rolled = nil
-local function window_marks()
-  rolled = {}
-  for w = 1, nwin do
-    local key = prefix .. 'w:' .. wins[w][1] .. ':rolled'
-    local r = redis.call('GET', key)
-    if not r then r = now_min - wins[w][2]; redis.call('SET', key, r) end
-    rolled[w] = tonumber(r)
-  end
+-- A number passed to redis.call is formatted with "%.17g" (a tenth of Redis's time when
+-- every count went that way): counts go as strings, small ones from a table.
+local small = {}
+for v = 0, 255 do small[v] = tostring(v) end
+local function int_str(v)
+  return small[v] or string.format('%d', v)
 end
--- Counter increments are summed per key and field first and written at the end with one
--- HMGET and one HSET per thousand fields: a minute's count reaches the minute bucket, the
--- hour bucket and three windows, and one redis.call per increment (about 2 us with its
--- AOF record) was the largest cost of a batch.
+-- Single increments (health, surveys) are summed per key and field first and written at
+-- the end with one HMGET and one HSET per thousand fields; bucket counts come summed by the
+-- worker ('C'), window and open counts as BITFIELD arguments ('W', 'D').
 local acc, acc_keys, expires, expire_keys = {}, {}, {}, {}
 local function add(key, fld, delta)
   local t = acc[key]
@@ -160,6 +178,12 @@ local function expire_at(key, at)
   if not expires[key] then expire_keys[#expire_keys + 1] = key end
   expires[key] = at
 end
+-- n BITFIELD operations (4 arguments each) from A[at] on, a thousand per command
+local function bitfield(key, at, n)
+  for k = at, at + 4 * n - 1, 4000 do
+    redis.call('BITFIELD', key, unpack(A, k, math.min(k + 3999, at + 4 * n - 1)))
+  end
+end
 local nops = tonumber(A[i]); i = i + 1
 for _ = 1, nops do
   local op = A[i]
@@ -168,28 +192,40 @@ for _ = 1, nops do
   elseif op == 'E' then
     if tonumber(A[i + 2]) > now_s then expire_at(A[i + 1], A[i + 2]) end
     i = i + 3
-  elseif op == 'G' then
-    if not rolled then window_marks() end
-    local minute, cat, n = tonumber(A[i + 1]), A[i + 2], tonumber(A[i + 3])
+  elseif op == 'C' then
+    -- counts into a hash (a bucket): n distinct fields, then their n deltas; skipped when
+    -- the bucket's expiry is already past
+    local key, at, n = A[i + 1], tonumber(A[i + 2]), tonumber(A[i + 3])
     i = i + 4
-    local hour = math.floor(minute / 60)
-    local mexp = (minute + 1) * 60 + minute_ttl
-    local hexp = (hour + 1) * 3600 + hour_ttl
-    local mkey = prefix .. 'm:' .. minute .. ':' .. cat
-    local hkey = prefix .. 'h:' .. hour .. ':' .. cat
-    local wkeys = {}
-    for w = 1, nwin do
-      if minute > rolled[w] then wkeys[#wkeys + 1] = prefix .. 'w:' .. wins[w][1] .. ':' .. cat end
+    if at == 0 or at > now_s then
+      for k = i, i + n - 1, 1000 do
+        local last = math.min(k + 999, i + n - 1)
+        local cur = redis.call('HMGET', key, unpack(A, k, last))
+        local args, m = {}, 0
+        for j = k, last do
+          args[m + 1] = A[j]; args[m + 2] = int_str((tonumber(cur[j - k + 1]) or 0) + A[j + n])
+          m = m + 2
+        end
+        redis.call('HSET', key, unpack(args))
+      end
+      if at > 0 then expire_at(key, at) end
     end
-    for f = 0, n - 1 do
-      local fld, delta = A[i + 2 * f], tonumber(A[i + 2 * f + 1])
-      if mexp > now_s then add(mkey, fld, delta) end
-      if hexp > now_s then add(hkey, fld, delta) end
-      for w = 1, #wkeys do add(wkeys[w], fld, delta) end
-    end
-    if mexp > now_s then expire_at(mkey, mexp) end
-    if hexp > now_s then expire_at(hkey, hexp) end
     i = i + 2 * n
+  elseif op == 'W' then
+    -- window counts: the windows (bit w - 1 of mask) these events fall in, the label, and
+    -- n BITFIELD operations for the window arrays
+    local mask, cat, n = tonumber(A[i + 1]), A[i + 2], tonumber(A[i + 3])
+    i = i + 4
+    for w = 1, nwin do
+      if math.floor(mask / 2 ^ (w - 1)) % 2 == 1 then
+        bitfield(prefix .. 'wa:' .. wins[w][1] .. ':' .. cat, i, n)
+      end
+    end
+    i = i + 4 * n
+  elseif op == 'D' then
+    local n = tonumber(A[i + 2])
+    bitfield(A[i + 1], i + 3, n)
+    i = i + 3 + 4 * n
   elseif op == 'L' then
     local key, fld, ts = A[i + 1], A[i + 2], tonumber(A[i + 3])
     local cur = redis.call('HGET', key, fld)
@@ -226,7 +262,7 @@ for _, key in ipairs(acc_keys) do
     local args, n = {}, 0
     for j = k, last do
       -- a Lua number reaches Redis as "%.17g", which writes whole numbers as integers
-      args[n + 1] = flds[j]; args[n + 2] = (tonumber(cur[j - k + 1]) or 0) + deltas[j]
+      args[n + 1] = flds[j]; args[n + 2] = int_str((tonumber(cur[j - k + 1]) or 0) + deltas[j])
       n = n + 2
     end
     redis.call('HSET', key, unpack(args))
@@ -251,12 +287,20 @@ return {1, nids}
 
 class Conflict(Exception):
     """The batch could not be applied as prepared: some entries were applied elsewhere
-    (``gone``) or some incident states changed meanwhile (``stale``)."""
+    (``gone``), some incident states changed meanwhile (``stale``), the counter slots it
+    used belong to a registry Redis no longer holds (``slots``), or a window it counted into
+    has rolled since (``windows``)."""
 
-    def __init__(self, gone: list[str], stale: list[str]) -> None:
-        super().__init__(f"{len(gone)} entries applied elsewhere, {len(stale)} states changed")
+    def __init__(
+        self, gone: list[str], stale: list[str], slots: bool = False, windows: bool = False
+    ) -> None:
+        super().__init__(f"{len(gone)} entries applied elsewhere, {len(stale)} states changed"
+                         + (", counter slots outdated" if slots else "")
+                         + (", a window rolled" if windows else ""))  # fmt: skip
         self.gone = gone
         self.stale = stale
+        self.slots = slots
+        self.windows = windows
 
 
 @dataclass
@@ -273,6 +317,8 @@ class Batch:
     blobs: list[bytes] = field(default_factory=list)  # binary values, script arguments 2...
     n_ops: int = 0
     n_valid: int = 0
+    slot_token: str = ""  # the slot registry the counter arrays were addressed with
+    window_marks: list[str] | None = None  # the watermarks window counts were split by
     max_ts_ms: int = 0
 
     def state(self, shard: str, expire_unix: int, field_: str, expected: str, new: str) -> None:
@@ -298,9 +344,28 @@ class Batch:
         self.ops += ["E", key, unix_ts]
         self.n_ops += 1
 
-    def counts(self, minute: int, category: str, pairs: list[tuple[str, int]]) -> None:
-        self.ops += ["G", minute, category, len(pairs)]
-        self.ops.extend(chain.from_iterable(pairs))
+    def bucket_counts(
+        self, key: str, expire_unix: int, fields: list[str], deltas: list[int]
+    ) -> None:
+        """Add ``deltas`` to distinct ``fields`` of the hash ``key``, expiring at
+        ``expire_unix`` (0: never); nothing if that is already past when applied."""
+        self.ops += ["C", key, expire_unix, len(fields)]
+        self.ops += fields
+        self.ops += deltas
+        self.n_ops += 1
+
+    def window_counts(self, mask: int, label: str, args: list[object]) -> None:
+        """BITFIELD ``args`` (:meth:`cockpit.counters.Slots.incr_args`) on the window arrays
+        of ``label`` whose bit is set in ``mask`` (bit k: the k-th of :data:`WINDOWS`), as
+        split by :attr:`window_marks`."""
+        self.ops += ["W", mask, label, len(args) // 4]
+        self.ops += args
+        self.n_ops += 1
+
+    def counter_incr(self, key: str, args: list[object]) -> None:
+        """BITFIELD ``args`` (``INCRBY i32 #slot delta`` each) on the counter array ``key``."""
+        self.ops += ["D", key, len(args) // 4]
+        self.ops += args
         self.n_ops += 1
 
     def latest(self, key: str, field_: str, ts_ms: int, value: str) -> None:
@@ -334,10 +399,11 @@ class Applier:
         Only entries pending for ``consumer`` are applied (claimed ones belong to the claimer)."""
         args: list[object] = [
             group, HEALTH, HEALTH_RATE, DEADLETTER_MAXLEN, INC_PREFIX, MINUTE_TTL_S, HOUR_TTL_S,
-            consumer, len(WINDOWS),
+            consumer, batch.slot_token, len(WINDOWS),
         ]  # fmt: skip
         for name, minutes in WINDOWS.items():
             args += [name, minutes]
+        args += batch.window_marks or [""] * len(WINDOWS)
         args.append(len(batch.entry_ids))
         args.extend(batch.entry_ids)
         shards = list(dict.fromkeys([*batch.fresh, *batch.changed]))
@@ -357,11 +423,14 @@ class Applier:
         args.extend(batch.ops)
         args += [batch.n_valid, batch.max_ts_ms]
         packed = _pack(args)
-        code, detail = self._script(keys=[stream, DEADLETTER], args=[packed, *batch.blobs])
+        code, detail = self._script(
+            keys=[stream, DEADLETTER, SLOT_TOKEN], args=[packed, *batch.blobs]
+        )
         if code == 1:
             return
         ids = [x.decode() if isinstance(x, bytes) else str(x) for x in detail]
-        raise Conflict(gone=ids if code == 0 else [], stale=ids if code == 2 else [])
+        raise Conflict(gone=ids if code == 0 else [], stale=ids if code == 2 else [],
+                       slots=code == 3, windows=code == 4)  # fmt: skip
 
 
 def _plain(value: object) -> object:

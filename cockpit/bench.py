@@ -6,6 +6,7 @@ noisy machine. Prints JSON. Uses its own embedded Redis (or COCKPIT_REDIS_URL) a
 from __future__ import annotations
 
 import json
+import os
 import platform
 import tempfile
 import threading
@@ -213,6 +214,10 @@ def freshness(client: redis.Redis, geo: Geography, rate: int, seconds: float) ->
     }
 
 
+def _load() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def _url(client: redis.Redis) -> str:
     kwargs = client.connection_pool.connection_kwargs
     if "path" in kwargs:
@@ -247,6 +252,8 @@ def run_ingest(
         + " ".join(map(str, grids)) + " --workers " + " ".join(map(str, workers or [])),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {platform.python_version()}",
+        # the machine is shared: the load says how far the figures can be trusted
+        "load_average_start_end": [_load()],
         "runs": [],
     }
     try:
@@ -295,6 +302,7 @@ def run_ingest(
         save_areas(client, generate_demo_city(seed=7))
         geo = Geography(generate_demo_city(seed=7))
         results["freshness_at_1000_per_s"] = freshness(client, geo, 1000, 10.0)
+        results["load_average_start_end"].append(_load())  # type: ignore[union-attr]
     finally:
         embedded.stop()
     return results

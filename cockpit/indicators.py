@@ -53,8 +53,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import redis
 
-from cockpit.aggregates import ALL, DAY_MS, SURVEY_DAY
+from cockpit.aggregates import ALL, DAY_MS, SURVEY_DAY, open_key
 from cockpit.apply import INC_PREFIX
+from cockpit.counters import counters_at
 
 MIN_SAMPLE = 30
 LOCAL_OFFSET_MS = 8 * 3_600_000  # China time, as the survey day buckets (UTC+8, no DST)
@@ -208,14 +209,11 @@ def open_now(
     client: redis.Redis, areas: Sequence[str], keys: Sequence[str] = (ALL,)
 ) -> dict[str, int]:
     """Incidents open now per area, summed over the category ``keys``."""
-    with client.pipeline(transaction=False) as pipe:
-        for key in keys:
-            pipe.hmget(f"{INC_PREFIX}open:{key}", list(areas))
-        replies = pipe.execute()
+    replies = counters_at(client, [open_key(key) for key in keys], list(areas))
     totals = dict.fromkeys(areas, 0)
     for row in replies:
         for area, v in zip(areas, row, strict=True):
-            totals[area] += max(_to_int(v), 0)
+            totals[area] += max(v, 0)
     return totals
 
 

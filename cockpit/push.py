@@ -30,10 +30,11 @@ from dataclasses import dataclass
 import flask
 import redis
 
-from cockpit.aggregates import ALL, SEQ
-from cockpit.apply import HEALTH, INC_PREFIX
+from cockpit.aggregates import ALL, SEQ, open_key, window_key
+from cockpit.apply import HEALTH
 from cockpit.areastore import Geography
 from cockpit.contract import INCIDENTS
+from cockpit.counters import counters_at
 from cockpit.guard import secure_route
 from cockpit.incidents import scope_grids
 from cockpit.live import (
@@ -146,11 +147,10 @@ class SharedValues:
         """Incidents of the last hour and open incidents in ``area``, as the KPI tiles show."""
 
         def read() -> tuple[int, int]:
-            with self._client.pipeline(transaction=False) as pipe:
-                pipe.hget(f"{INC_PREFIX}w:1h:{ALL}", area)
-                pipe.hget(f"{INC_PREFIX}open:{ALL}", area)
-                hour, still_open = pipe.execute()
-            return int(hour or 0), int(still_open or 0)
+            (hour,), (still_open,) = counters_at(
+                self._client, [window_key("1h", ALL), open_key(ALL)], [area]
+            )
+            return hour, still_open
 
         return self._memo(("kpis", seq, area), read)  # type: ignore[return-value]
 

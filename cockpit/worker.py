@@ -38,6 +38,7 @@ from cockpit.areastore import (
 )
 from cockpit.consumer import Backoff, StreamConsumer
 from cockpit.contract import GAUGES, GROUP, INCIDENTS, SURVEYS, TRUCKS, Reject, decode_fields
+from cockpit.counters import forget_slots
 from cockpit.ingest.incidents import prepare_incidents
 from cockpit.ingest.positions import prepare_gauges, prepare_trucks
 from cockpit.ingest.surveys import prepare_surveys
@@ -106,6 +107,7 @@ class Worker(StreamConsumer):
         then step until ``stop()``."""
         self.ensure_groups()
         wait_for_areas(self.r, stop, timeout=float("inf"), restore=self._geo)
+        self.aggregates.migrate_hash_counters()
         while not stop():
             self.step()
             backoff.reset()
@@ -177,7 +179,9 @@ class Worker(StreamConsumer):
                 # drop what it applied and prepare again from fresh state
                 self.stats.conflicts += 1
                 excluded.update(conflict.gone)
-                continue
+                if conflict.slots:  # Redis lost the counter slot registry: register again
+                    forget_slots()
+                continue  # (a window that rolled meanwhile needs nothing but preparing again)
             self.stats.applied += batch.n_valid
             self.stats.dead += len(batch.rejects)
             self.stats.batches += 1

@@ -20,11 +20,13 @@ from cockpit.aggregates import (
     OPEN_STATUSES,
     STATE_DAYS,
     STATUS_KEYS,
+    IncidentAggregates,
+    open_key,
     read_states,
-    rollup,
+    rollup_codes,
     state_days,
 )
-from cockpit.apply import HEALTH, INC_PREFIX, MINUTE_TTL_S, Batch
+from cockpit.apply import HEALTH, HOUR_TTL_S, INC_PREFIX, MINUTE_TTL_S, Batch
 from cockpit.areastore import Geography
 from cockpit.contract import (
     BASE_KEYS,
@@ -34,6 +36,7 @@ from cockpit.contract import (
     Reject,
     validate_incidents,
 )
+from cockpit.counters import Slots, cached_slots
 
 RECENT_MS = 24 * 3600 * 1000
 CATEGORY_INDEX = {c: i for i, c in enumerate(CATEGORIES)}
@@ -55,6 +58,9 @@ def prepare_incidents(
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     batch = Batch(entry_ids=[e[0] for e in entries])
     checked = validate_incidents(entries, now_ms, geo.bbox)
+    slots = cached_slots(client, geo.version, geo.codes.area_ids.tolist())
+    batch.slot_token = slots.token
+    batch.window_marks = IncidentAggregates(client).window_marks()
     batch.rejects = list(checked.rejects)
     pos = geo.locator.locate(checked.lon, checked.lat)
     fields_of = dict(entries)
@@ -73,7 +79,7 @@ def prepare_incidents(
     if len(unique_ids) == len(ids) and all(f is None for f in found.values()):
         # the usual live batch: every report is new and comes once; written in bulk
         _fresh_incidents(batch, geo, checked, pos, inside, fields_of, oldest_day)
-        _count_new(batch, geo, checked, pos, inside, now_ms)
+        _count_new(batch, geo, slots, checked, pos, inside, now_ms)
         batch.n_valid = len(inside)
         batch.max_ts_ms = int(checked.ts_ms[inside].max())
         return batch
@@ -115,8 +121,8 @@ def prepare_incidents(
         expire = (day + 1) * 86_400 + STATE_DAYS * 86_400
         batch.state(f"{INCIDENT_STATE}{day}", expire, inc_id, before[inc_id],
                     _encode(state).decode())  # fmt: skip
-    _count_new(batch, geo, checked, pos, np.array(new_rows, dtype=np.int64), now_ms)
-    _count_updates(batch, geo, checked, updates)
+    _count_new(batch, geo, slots, checked, pos, np.array(new_rows, dtype=np.int64), now_ms)
+    _count_updates(batch, geo, slots, checked, updates)
     if duplicates:
         batch.hincr(HEALTH, f"{INCIDENTS}|duplicate", duplicates)
     batch.n_valid = len(new_rows) + len(updates)
@@ -165,7 +171,36 @@ def _optional(fields: dict[str, str]) -> str:
     )
 
 
-def _count_new(batch: Batch, geo: Geography, checked, pos, rows, now_ms: int) -> None:  # type: ignore[no-untyped-def]
+def _counts(  # type: ignore[no-untyped-def]
+    batch: Batch, geo: Geography, slots: Slots, grid_pos, label, labels, minute,
+    with_all: bool = True,
+) -> None:  # fmt: skip
+    """Incident counts per label and area of every level, summed by the worker for each key
+    they reach: minute buckets, hour buckets (hash fields) and the windows (counter arrays;
+    an event counts in a window when its minute is past the window's watermark)."""
+    codes, area_ids = geo.codes, geo.codes.area_ids
+
+    def per(bucket):  # type: ignore[no-untyped-def]
+        return rollup_codes(codes, grid_pos, label, labels, bucket, with_all=with_all)
+
+    for m, lab, area, totals in per(minute):
+        batch.bucket_counts(f"{INC_PREFIX}m:{m}:{lab}", (m + 1) * 60 + MINUTE_TTL_S,
+                            area_ids[area].tolist(), totals.tolist())  # fmt: skip
+    hour = minute // 60
+    for h, lab, area, totals in per(hour):
+        batch.bucket_counts(f"{INC_PREFIX}h:{h}:{lab}", (h + 1) * 3600 + HOUR_TTL_S,
+                            area_ids[area].tolist(), totals.tolist())  # fmt: skip
+    marks = batch.window_marks
+    assert marks is not None, "window marks are read before counting"
+    mask = np.zeros(len(minute), np.int64)
+    for w, mark in enumerate(marks):
+        mask |= (minute > int(mark)).astype(np.int64) << w
+    for bits, lab, area, totals in per(mask):
+        if bits:
+            batch.window_counts(bits, lab, slots.incr_args(area, totals.tolist()))
+
+
+def _count_new(batch: Batch, geo: Geography, slots: Slots, checked, pos, rows, now_ms: int) -> None:  # type: ignore[no-untyped-def]
     if len(rows) == 0:
         return
     grid_pos = pos[rows]
@@ -174,13 +209,12 @@ def _count_new(batch: Batch, geo: Geography, checked, pos, rows, now_ms: int) ->
     cat = np.array([CATEGORY_INDEX[checked.category[k]] for k in row_list], dtype=np.int64)
     status = np.array([STATUS_INDEX[checked.status[k]] for k in row_list], dtype=np.int64)
     codes = geo.codes
-    for m, label, pairs in rollup(codes, grid_pos, cat, CATEGORIES, minute):
-        batch.counts(m, label, pairs)
-    for m, label, pairs in rollup(codes, grid_pos, status, STATUS_KEYS, minute, with_all=False):
-        batch.counts(m, label, pairs)
+    _counts(batch, geo, slots, grid_pos, cat, CATEGORIES, minute)
+    _counts(batch, geo, slots, grid_pos, status, STATUS_KEYS, minute, with_all=False)
     is_open = np.isin(status, [STATUS_INDEX[s] for s in OPEN_STATUSES])
     if is_open.any():
-        _open_deltas(batch, codes, grid_pos[is_open], cat[is_open], np.ones(is_open.sum()))
+        _open_deltas(batch, codes, slots, grid_pos[is_open], cat[is_open],
+                     np.ones(is_open.sum()))  # fmt: skip
     # the heatmap's points, one blob per minute
     points = np.zeros(len(rows), POINT)
     points["lon"], points["lat"], points["grid"] = checked.lon[rows], checked.lat[rows], grid_pos
@@ -194,34 +228,33 @@ def _count_new(batch: Batch, geo: Geography, checked, pos, rows, now_ms: int) ->
     streets = street_code[grid_pos]
     order = np.argsort(streets, kind="stable")
     bounds = np.flatnonzero(np.diff(streets[order])) + 1
-    row_ts, row_grid = checked.ts_ms[rows].tolist(), grid_pos.tolist()
+    row_ts, row_grid = list(map(str, checked.ts_ms[rows].tolist())), grid_pos.tolist()
     grid_ids, inc_ids = geo.grid_ids.tolist(), checked.ids
     since = now_ms - RECENT_MS
     for group in np.split(order, bounds):
         js = group.tolist()
         members = [(row_ts[j], f"{grid_ids[row_grid[j]]}|{inc_ids[row_list[j]]}") for j in js]
+        # scores as text: Redis formats a Lua number with "%.17g", slowly
         batch.sorted_add(INCIDENT_RECENT + street_names[streets[js[0]]], members, since)
 
 
-def _count_updates(batch: Batch, geo: Geography, checked, updates) -> None:  # type: ignore[no-untyped-def]
+def _count_updates(batch: Batch, geo: Geography, slots: Slots, checked, updates) -> None:  # type: ignore[no-untyped-def]
     rows = [(k, state, old) for k, state, old in updates if state["g"] in geo.grid_index]
     if not rows:
         return
     grid_pos = np.array([geo.grid_index[state["g"]] for _k, state, _o in rows])
     minute = np.array([checked.ts_ms[k] // 60_000 for k, _s, _o in rows])
     status = np.array([STATUS_INDEX[checked.status[k]] for k, _s, _o in rows])
-    for m, label, pairs in rollup(geo.codes, grid_pos, status, STATUS_KEYS, minute, with_all=False):
-        batch.counts(m, label, pairs)
+    _counts(batch, geo, slots, grid_pos, status, STATUS_KEYS, minute, with_all=False)
     was_open = np.array([old in OPEN_STATUSES for _k, _s, old in rows])
     now_open = np.array([checked.status[k] in OPEN_STATUSES for k, _s, _o in rows])
     delta = now_open.astype(int) - was_open.astype(int)
     moved = delta != 0
     if moved.any():
         cat = np.array([CATEGORY_INDEX[state["c"]] for _k, state, _o in rows])
-        _open_deltas(batch, geo.codes, grid_pos[moved], cat[moved], delta[moved])
+        _open_deltas(batch, geo.codes, slots, grid_pos[moved], cat[moved], delta[moved])
 
 
-def _open_deltas(batch: Batch, codes, grid_pos, cat, delta) -> None:  # type: ignore[no-untyped-def]
-    for _b, label, pairs in rollup(codes, grid_pos, cat, CATEGORIES, weight=delta):
-        for area, d in pairs:
-            batch.hincr(f"{INC_PREFIX}open:{label}", area, d)
+def _open_deltas(batch: Batch, codes, slots: Slots, grid_pos, cat, delta) -> None:  # type: ignore[no-untyped-def]
+    for _b, label, area, totals in rollup_codes(codes, grid_pos, cat, CATEGORIES, weight=delta):
+        batch.counter_incr(open_key(label), slots.incr_args(area, totals.tolist()))
