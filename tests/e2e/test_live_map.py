@@ -149,7 +149,7 @@ def test_map003_grid_values_arrive_by_push_and_polling_leaves_them_alone(browser
     drawn = wait_until(
         lambda: browser.execute_script(f"return window.cockpitMap.state.drawn[{grid_id!r}]")
         == value,
-        timeout=2,
+        timeout=5,  # the page paints at most every twice its last paint's cost
         interval=0.05,
         what="the pushed value painted",
     )
