@@ -297,6 +297,7 @@ def _serve(settings: Settings, workers: int) -> int:
             self.cfg.set("timeout", 60)
             self.cfg.set("accesslog", None)
             self.cfg.set("loglevel", "warning")
+            self.cfg.set("post_worker_init", _warm_up_worker)
 
         def load(self):  # type: ignore[no-untyped-def]
             from cockpit.webapp import create_app
@@ -308,6 +309,15 @@ def _serve(settings: Settings, workers: int) -> int:
     _limit_malloc_arenas()
     CockpitServer().run()
     return 0
+
+
+def _warm_up_worker(worker) -> None:  # type: ignore[no-untyped-def]
+    """gunicorn hook, in each new web process: load the grids and the whole area's served
+    geometry in the background, so the first wall to open does not wait for them."""
+    from cockpit.webapp import warm_up
+
+    threading.Thread(target=warm_up, args=(worker.wsgi,), name="cockpit-warm-up",
+                     daemon=True).start()  # fmt: skip
 
 
 def _limit_malloc_arenas(arenas: int = 2) -> None:
