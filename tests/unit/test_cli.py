@@ -77,3 +77,37 @@ def test_cli005_demo_can_start_without_its_simulator():
     done = run("demo", "--help")
     assert done.returncode == 0, done.stderr
     assert "--no-simulator" in done.stdout  # browser tests start a quiet demo with it
+
+
+def _hold_a_lot(path) -> None:  # noqa: ANN001 - a child's target
+    import os
+
+    block = bytearray(200 * 1024 * 1024)
+    block[:: 4096] = b"x" * len(block[:: 4096])  # touch every page: resident, not just reserved
+    path.write_text(str(os.getpid()))
+
+
+def _fail() -> None:
+    raise RuntimeError("the demo setup failed")
+
+
+def _rss_mb() -> float:
+    import re
+    from pathlib import Path
+
+    text = Path("/proc/self/status").read_text()
+    return int(re.search(r"^VmRSS:\s+(\d+) kB", text, re.MULTILINE).group(1)) / 1024
+
+
+def test_cli006_demo_setup_memory_stays_out_of_the_web_processes(tmp_path):
+    """`cockpit demo` builds the city in a child, so the gunicorn master it then becomes (and
+    every web process it forks) does not carry that heap."""
+    import os
+
+    from cockpit.cli import run_in_child
+
+    before = _rss_mb()
+    assert run_in_child(_hold_a_lot, tmp_path / "pid") == 0
+    assert int((tmp_path / "pid").read_text()) != os.getpid()
+    assert _rss_mb() - before < 50  # the child's 200 MB went with it
+    assert run_in_child(_fail) != 0  # a failed setup stops the demo with an error code
