@@ -307,7 +307,7 @@ def _serve(settings: Settings, workers: int) -> int:
 
     print(f"Cockpit is running at http://{settings.host}:{settings.port}/  (Ctrl-C stops it)",
           flush=True)  # fmt: skip
-    _limit_malloc_arenas()
+    tune_malloc()
     CockpitServer().run()
     return 0
 
@@ -321,22 +321,31 @@ def _warm_up_worker(worker) -> None:  # type: ignore[no-untyped-def]
                      daemon=True).start()  # fmt: skip
 
 
-def _limit_malloc_arenas(arenas: int = 2) -> None:
-    """Cap glibc's malloc arenas before gunicorn forks (the forked workers inherit the cap).
+def tune_malloc(arenas: int = 2, mmap_threshold: int = 1 << 20,
+                trim_threshold: int = 4 << 20) -> None:  # fmt: skip
+    """Set glibc's malloc up before gunicorn forks (the forked workers inherit it).
 
-    Each of a gthread worker's threads otherwise gets an arena of its own, and freed memory
-    stays in them: with 8 threads a web process sat ~40 % above its live heap
-    (benchmarks/bench_bigmap.py, BENCHMARKS.md). Same effect as MALLOC_ARENA_MAX=2.
+    - At most ``arenas`` arenas: each of a gthread worker's threads otherwise gets one, and
+      freed memory stays in them: with 8 threads a web process sat ~40 % above its live heap
+      (benchmarks/bench_bigmap.py, BENCHMARKS.md). Same as MALLOC_ARENA_MAX=2.
+    - Blocks over ``mmap_threshold`` always mapped on their own, and the heap's free top given
+      back past ``trim_threshold``: glibc otherwise raises its mmap threshold to the size of
+      each mapped block freed (up to 32 MB), so the heat raster's few-MB arrays and large
+      responses then came from the heap and stayed in it; the 20,000-grid wall's web process
+      grew to 311 MB in 60 s, 242 MB with this (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_).
     """
     import contextlib
     import ctypes
     import ctypes.util
 
     libc = ctypes.util.find_library("c")
-    if libc is None:  # not glibc (musl, macOS): nothing to cap
+    if libc is None:  # not glibc (musl, macOS): nothing to tune
         return
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(libc).mallopt(-8, arenas)  # -8 is M_ARENA_MAX
+        mallopt = ctypes.CDLL(libc).mallopt
+        mallopt(-8, arenas)  # M_ARENA_MAX
+        mallopt(-3, mmap_threshold)  # M_MMAP_THRESHOLD
+        mallopt(-1, trim_threshold)  # M_TRIM_THRESHOLD
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
