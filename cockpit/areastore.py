@@ -13,6 +13,7 @@ import numpy as np
 import redis
 
 from cockpit.aggregates import AreaCodes
+from cockpit.memory import release_free_heap
 from geo.areas import LEVELS, AreaSet
 from geo.locate import GridLocator
 from geo.reference import ReferenceData
@@ -115,9 +116,11 @@ def load_geography(client: redis.Redis) -> Geography:
             raw = client.get(AREAS_KEY)
             if raw is None:
                 raise NoAreasError("grid version set but no grids stored; import them again")
-            geo = Geography(AreaSet.from_bytes(raw))
             _cache.clear()  # only the newest version is worth keeping
+            geo = Geography(AreaSet.from_bytes(raw))
+            del raw
             _cache[key] = geo
+            release_free_heap()  # the parse's garbage (JSON, WKB hex) back to the system
         return geo
 
 

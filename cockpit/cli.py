@@ -241,15 +241,16 @@ def _stop_flag() -> Callable[[], bool]:
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     seed = settings.demo_seed if args.seed is None else args.seed
-    client, redis_url, release = _connect(settings)
+    _client_, redis_url, release = _connect(settings)
     children: list[subprocess.Popen[bytes]] = []
     try:
-        geo = _load_demo_city(client, seed, args.scale)
-        if args.backfill and not client.exists(INCIDENTS):
-            _backfill(client, geo, args.rate, seed, args.backfill)
-        from cockpit.cli_users import print_demo_sign_ins
-
-        print_demo_sign_ins(client, geo.areas, f"http://{settings.host}:{settings.port}/")
+        # In a child process: gunicorn forks the web processes from this one, and each would
+        # start with this process's heap from generating the city in its RSS (shared pages
+        # count): ~270 MB at 20,000 grids, before it loads anything of its own.
+        failed = run_in_child(_demo_setup, redis_url, seed, args.scale, args.backfill, args.rate,
+                              f"http://{settings.host}:{settings.port}/")  # fmt: skip
+        if failed:
+            return failed
         env = dict(os.environ, COCKPIT_REDIS_URL=redis_url, COCKPIT_SECRET_KEY=settings.secret_key)
         env["COCKPIT_DATA_DIR"] = str(settings.data_dir)
         py = [sys.executable, "-m", "cockpit"]
@@ -297,6 +298,7 @@ def _serve(settings: Settings, workers: int) -> int:
             self.cfg.set("timeout", 60)
             self.cfg.set("accesslog", None)
             self.cfg.set("loglevel", "warning")
+            self.cfg.set("post_worker_init", _warm_up_worker)
 
         def load(self):  # type: ignore[no-untyped-def]
             from cockpit.webapp import create_app
@@ -305,27 +307,45 @@ def _serve(settings: Settings, workers: int) -> int:
 
     print(f"Cockpit is running at http://{settings.host}:{settings.port}/  (Ctrl-C stops it)",
           flush=True)  # fmt: skip
-    _limit_malloc_arenas()
+    tune_malloc()
     CockpitServer().run()
     return 0
 
 
-def _limit_malloc_arenas(arenas: int = 2) -> None:
-    """Cap glibc's malloc arenas before gunicorn forks (the forked workers inherit the cap).
+def _warm_up_worker(worker) -> None:  # type: ignore[no-untyped-def]
+    """gunicorn hook, in each new web process: load the grids and the whole area's served
+    geometry in the background, so the first wall to open does not wait for them."""
+    from cockpit.webapp import warm_up
 
-    Each of a gthread worker's threads otherwise gets an arena of its own, and freed memory
-    stays in them: with 8 threads a web process sat ~40 % above its live heap
-    (benchmarks/bench_bigmap.py, BENCHMARKS.md). Same effect as MALLOC_ARENA_MAX=2.
+    threading.Thread(target=warm_up, args=(worker.wsgi,), name="cockpit-warm-up",
+                     daemon=True).start()  # fmt: skip
+
+
+def tune_malloc(arenas: int = 2, mmap_threshold: int = 1 << 20,
+                trim_threshold: int = 4 << 20) -> None:  # fmt: skip
+    """Set glibc's malloc up before gunicorn forks (the forked workers inherit it).
+
+    - At most ``arenas`` arenas: each of a gthread worker's threads otherwise gets one, and
+      freed memory stays in them: with 8 threads a web process sat ~40 % above its live heap
+      (benchmarks/bench_bigmap.py, BENCHMARKS.md). Same as MALLOC_ARENA_MAX=2.
+    - Blocks over ``mmap_threshold`` always mapped on their own, and the heap's free top given
+      back past ``trim_threshold``: glibc otherwise raises its mmap threshold to the size of
+      each mapped block freed (up to 32 MB), so the heat raster's few-MB arrays and large
+      responses then came from the heap and stayed in it; the 20,000-grid wall's web process
+      grew to 311 MB in 60 s, 242 MB with this (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_).
     """
     import contextlib
     import ctypes
     import ctypes.util
 
     libc = ctypes.util.find_library("c")
-    if libc is None:  # not glibc (musl, macOS): nothing to cap
+    if libc is None:  # not glibc (musl, macOS): nothing to tune
         return
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(libc).mallopt(-8, arenas)  # -8 is M_ARENA_MAX
+        mallopt = ctypes.CDLL(libc).mallopt
+        mallopt(-8, arenas)  # M_ARENA_MAX
+        mallopt(-3, mmap_threshold)  # M_MMAP_THRESHOLD
+        mallopt(-1, trim_threshold)  # M_TRIM_THRESHOLD
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -376,6 +396,33 @@ def _backfill(client: redis.Redis, geo: Geography, rate: float, seed: int, minut
     desc = f"Writing the last {minutes} min of feed"
     with tqdm(total=total, desc=desc, unit="incidents", disable=None) as bar:
         backfill(client, geo, rate, seed, minutes, progress=bar.update)
+
+
+def run_in_child(target: Callable[..., object], *args: object) -> int:
+    """Run ``target(*args)`` in a forked child process and wait for it: what it allocates
+    goes when it exits. Its exit code: 0 when it returned, non-zero when it raised (the
+    traceback is printed) or was killed."""
+    import multiprocessing
+
+    child = multiprocessing.get_context("fork").Process(target=target, args=args)
+    child.start()
+    child.join()
+    return 0 if child.exitcode == 0 else max(1, child.exitcode or 1)
+
+
+def _demo_setup(redis_url: str, seed: int, scale: float, backfill_minutes: int, rate: float,
+                url: str) -> None:  # fmt: skip
+    """The demo's data: the city and its reference data, the past hour of feed when the
+    stream is new, and the demo users (printed)."""
+    from cockpit.cli_users import print_demo_sign_ins
+
+    client = redis.Redis.from_url(redis_url)
+    geo = _load_demo_city(client, seed, scale)
+    if backfill_minutes and not client.exists(INCIDENTS):
+        _backfill(client, geo, rate, seed, backfill_minutes)
+    print_demo_sign_ins(client, geo.areas, url)
+    sys.stdout.flush()
+    client.close()
 
 
 def _load_demo_city(client: redis.Redis, seed: int, scale: float) -> Geography:

@@ -14,7 +14,7 @@ import flask_login
 import redis
 from dash.exceptions import DependencyException
 
-from cockpit import ids
+from cockpit import ids, served_geo
 from cockpit.areastore import Geography, load_geography, load_reference
 from cockpit.embedded_redis import resolve_redis_url
 from cockpit.guard import ACTION_ATTR, PUBLIC, secure_route
@@ -211,16 +211,24 @@ def _add_routes(server: flask.Flask) -> None:
     @server.route("/geo/<level>.geojson")
     @secure_route("view_map")
     def geojson(user: User, level: str) -> flask.Response:
-        """Area shapes of one level inside the user's scope; immutable per grid version."""
-        if level not in ("grid", "boundaries"):
+        """Area shapes of one level inside the user's scope; immutable per grid version, built
+        once for all processes and sent gzip'd to every browser that takes gzip."""
+        if level not in served_geo.LEVELS:
             flask.abort(404)
-        geo = runtime().geography()
-        body = _scoped_geojson(geo, level, user.area_id)
-        resp = flask.Response(body, mimetype="application/geo+json")
-        resp.headers["Cache-Control"] = "private, max-age=86400, immutable"
-        resp.headers["ETag"] = f'"{geo.version[:16]}-{level}-{user.area_id}"'
-        return resp
-
+        rt = runtime()
+        served = served_geo.served_geojson(rt.redis, rt.geography(), level, user.area_id)
+        headers = {
+            "Cache-Control": "private, max-age=86400, immutable",
+            "ETag": served.etag,
+            "Vary": "Accept-Encoding, Cookie",
+        }
+        if served.etag in flask.request.headers.get("If-None-Match", ""):
+            return flask.Response(status=304, headers=headers)
+        if flask.request.accept_encodings["gzip"]:
+            resp = flask.Response(served.gz, mimetype="application/geo+json", headers=headers)
+            resp.headers["Content-Encoding"] = "gzip"
+            return resp
+        return flask.Response(served.body(), mimetype="application/geo+json", headers=headers)
 
     @server.route("/geo/reference.geojson")
     @secure_route("view_map")
@@ -277,19 +285,24 @@ def _reference_geojson(geo: Geography, version: str, layer: str, area_id: str) -
     return json.dumps(collection, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-@lru_cache(maxsize=64)
-def _scoped_geojson_cached(geo: Geography, level: str, area_id: str) -> bytes:
-    import json
+def warm_up(server: flask.Flask) -> bool:
+    """Load the grids and build (or fetch) the root area's served geometry in this process.
 
-    areas = geo.areas
-    scope = {area_id, *areas.descendants(area_id)}
-    levels = ["grid"] if level == "grid" else ["district", "street"]
-    collection = areas.to_geojson(levels, ids=scope)
-    return json.dumps(collection, ensure_ascii=False, separators=(",", ":")).encode()
+    Best effort, for a new web process before its first viewer: with no grids loaded yet or
+    Redis away it does nothing (a request then does the same work). True when it warmed.
+    """
+    import logging
 
-
-def _scoped_geojson(geo: Geography, level: str, area_id: str) -> bytes:
-    return _scoped_geojson_cached(geo, level, area_id)
+    try:
+        with server.app_context():
+            rt = runtime()
+            geo = rt.geography()
+            for level in served_geo.LEVELS:
+                served_geo.served_geojson(rt.redis, geo, level, geo.areas.root_id)
+        return True
+    except Exception as exc:  # noqa: BLE001 - a warm-up never stops a web process
+        logging.getLogger("cockpit").info("warm-up skipped: %s", exc)
+        return False
 
 
 def _add_headers(server: flask.Flask, settings: Settings, script_hashes: list[str]) -> None:

@@ -172,10 +172,8 @@ def layout(user: User, lang: str) -> html.Div:
             html.Div(className="map-wrap", children=[  # the wall reuses these parts
                 base_map(ids.MAP, map_layers(user, lang)),
                 html.Div(legends(lang, user), id=ids.LEGENDS, className="legend"),
-                html.Div(id=ids.GAUGE_PANEL, className="side-panel", hidden=True, children=[
-                    dcc.Graph(id=ids.GAUGE_TREND, config={"displaylogo": False},
-                              style={"height": "260px"}),
-                ]),
+                # the trend graph comes with a click (callbacks.live_map.gauge_trend)
+                html.Div(id=ids.GAUGE_PANEL, className="side-panel", hidden=True, children=[]),
                 *([alert_panel("ops", lang)] if authorize(user, "view_alerts") else []),
             ]),  # fmt: skip
             dcc.Store(id=ids.LIVE_STORE, data={}),

@@ -92,7 +92,7 @@ def layout(user: User, lang: str) -> html.Div:
                     dcc.Dropdown(id=ids.METRIC, options=["incidents"], value="incidents"),
                     dcc.Dropdown(id=ids.CATEGORY, options=["all"], value="all"),
                 dcc.Dropdown(id=ids.HEAT_WINDOW, options=["1h"], value="1h"),
-                    html.Div(id=ids.GAUGE_PANEL, children=dcc.Graph(id=ids.GAUGE_TREND)),
+                    html.Div(id=ids.GAUGE_PANEL, children=[]),
                 ],
             ),  # fmt: skip
             dcc.Store(id=ids.LIVE_STORE, data={}),

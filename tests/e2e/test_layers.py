@@ -329,6 +329,21 @@ def test_lay002_gauge_past_warning_changes_colour(browser, quiet_server):
     assert warning[:3] != normal[:3]
     assert t("layer_gauges", EN) in _legend_text(browser)
     assert t("gauge_warning", EN) in _legend_text(browser)
+    # plotly.js (4.8 MB) loads only when a trend is opened: a click on the gauge opens it
+    urls = requested_urls(browser)
+    assert outside(urls) == [] and any("/geo/grid.geojson" in u for u in urls)
+    assert not any("plotly" in u for u in urls)
+    x, y = browser.execute_script(SCREEN_JS + "return [x, y];", lat, lon)
+    for kind in ("mousePressed", "mouseReleased"):
+        browser.execute_cdp_cmd("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y,
+                                                             "button": "left", "clickCount": 1})
+    levels = wait_until(
+        lambda: browser.execute_script("const g = document.querySelector("
+                                       "'#gauge-panel .js-plotly-plot');"
+                                       " return g && g.data && g.data[0].y;"),
+        timeout=30, what="the clicked gauge's trend graph",
+    )  # fmt: skip
+    assert [round(v, 3) for v in levels][-2:] == [round(below, 3), round(above, 3)]
     assert outside(requested_urls(browser)) == []
 
 

@@ -77,3 +77,76 @@ def test_cli005_demo_can_start_without_its_simulator():
     done = run("demo", "--help")
     assert done.returncode == 0, done.stderr
     assert "--no-simulator" in done.stdout  # browser tests start a quiet demo with it
+
+
+def _hold_a_lot(path) -> None:  # noqa: ANN001 - a child's target
+    import os
+
+    block = bytearray(200 * 1024 * 1024)
+    block[:: 4096] = b"x" * len(block[:: 4096])  # touch every page: resident, not just reserved
+    path.write_text(str(os.getpid()))
+
+
+def _fail() -> None:
+    raise RuntimeError("the demo setup failed")
+
+
+def _rss_mb() -> float:
+    import re
+    from pathlib import Path
+
+    text = Path("/proc/self/status").read_text()
+    return int(re.search(r"^VmRSS:\s+(\d+) kB", text, re.MULTILINE).group(1)) / 1024
+
+
+def test_cli006_demo_setup_memory_stays_out_of_the_web_processes(tmp_path):
+    """`cockpit demo` builds the city in a child, so the gunicorn master it then becomes (and
+    every web process it forks) does not carry that heap."""
+    import os
+
+    from cockpit.cli import run_in_child
+
+    before = _rss_mb()
+    assert run_in_child(_hold_a_lot, tmp_path / "pid") == 0
+    assert int((tmp_path / "pid").read_text()) != os.getpid()
+    assert _rss_mb() - before < 50  # the child's 200 MB went with it
+    assert run_in_child(_fail) != 0  # a failed setup stops the demo with an error code
+
+
+FREED_BLOCKS = """
+import ctypes, re
+from pathlib import Path
+
+from cockpit.cli import tune_malloc
+
+def rss_mb():
+    text = Path("/proc/self/status").read_text()
+    return int(re.search(r"^VmRSS:\\s+(\\d+) kB", text, re.MULTILINE).group(1)) / 1024
+
+if TUNE:
+    tune_malloc()
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+size = 8 << 20
+for _ in range(3):
+    block = libc.malloc(size)
+    ctypes.memset(block, 1, size)
+    libc.malloc(1000)  # something after it on the heap, as in a busy process
+    before = rss_mb()
+    libc.free(block)
+    print(round(before - rss_mb(), 1))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_cli007_web_processes_give_freed_large_blocks_back():
+    """With tune_malloc (set before gunicorn forks), every freed 8 MB block leaves the RSS; with
+    glibc's defaults only the first does (its mmap threshold then rises to 8 MB)."""
+    def given_back(tune: bool) -> list[float]:
+        done = subprocess.run([sys.executable, "-c", f"TUNE = {tune}\n" + FREED_BLOCKS],
+                              capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+        return [float(v) for v in done.stdout.split()]
+
+    assert all(mb >= 7 for mb in given_back(True))
+    assert all(mb < 1 for mb in given_back(False)[1:])  # the default the tuning is there for
