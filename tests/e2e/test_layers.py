@@ -97,7 +97,10 @@ def lived_in(quiet_server: DemoServer) -> Iterator[DemoServer]:
 
     r = quiet_server.redis()
     geo = load_geography(r)
-    backfill(r, geo, rate=3, seed=11, minutes=60)
+    applied_before = int(r.hget(HEALTH, f"{INCIDENTS}|applied") or 0)
+    # as many as the daily curve gives this hour (about 4,300 to 10,000 at 3/s)
+    written = backfill(r, geo, rate=3, seed=11, minutes=60)
+    assert written > 1000
     stop = threading.Event()
     feed = threading.Thread(
         target=run_simulator,
@@ -108,7 +111,8 @@ def lived_in(quiet_server: DemoServer) -> Iterator[DemoServer]:
     )  # fmt: skip
     feed.start()
     # the backfill is applied and the first truck pings are in
-    wait_until(lambda: int(r.hget(HEALTH, f"{INCIDENTS}|applied") or 0) >= 5000
+    wait_until(lambda: int(r.hget(HEALTH, f"{INCIDENTS}|applied") or 0)
+               >= applied_before + written
                and r.hlen(TRUCK_LATEST) >= 10, timeout=90, what="lived-in feed applied")
     yield quiet_server
     stop.set()
