@@ -95,12 +95,7 @@ class Settings:
         if "port" in raw:
             values["port"] = _int("COCKPIT_PORT", raw["port"], 1, 65535)
         if "lang" in raw:
-            lang = str(raw["lang"])
-            if lang not in LANGUAGES:
-                raise SettingsError(
-                    f"COCKPIT_LANG={lang!r} is not supported; use one of: {', '.join(LANGUAGES)}"
-                )
-            values["lang"] = lang
+            values["lang"] = _one_of("COCKPIT_LANG", raw["lang"], LANGUAGES)
         if raw.get("tile_url"):
             values["tile_url"] = _tile_url(str(raw["tile_url"]))
         if raw.get("tile_attribution"):
@@ -110,12 +105,7 @@ class Settings:
         if "refresh_ms" in raw:
             values["refresh_ms"] = _int("COCKPIT_REFRESH_MS", raw["refresh_ms"], 200, 60_000)
         if "push" in raw:
-            push = str(raw["push"])
-            if push not in PUSH_MODES:
-                raise SettingsError(
-                    f"COCKPIT_PUSH={push!r} is not supported; use one of: {', '.join(PUSH_MODES)}"
-                )
-            values["push"] = push
+            values["push"] = _one_of("COCKPIT_PUSH", raw["push"], PUSH_MODES)
         if "web_threads" in raw:
             values["web_threads"] = _int("COCKPIT_WEB_THREADS", raw["web_threads"], 4, 1024)
         if raw.get("stale_after_s") not in (None, ""):
@@ -184,6 +174,15 @@ def _int(name: str, value: object, low: int, high: int) -> int:
     if not low <= number <= high:
         raise SettingsError(f"{name}={number} is out of range; use one from {low} to {high}")
     return number
+
+
+def _one_of(name: str, value: object, allowed: tuple[str, ...]) -> str:
+    text = str(value)
+    if text not in allowed:
+        raise SettingsError(
+            f"{name}={text!r} is not supported; use one of: {', '.join(allowed)}"
+        )
+    return text
 
 
 def _bool(name: str, value: object) -> bool:

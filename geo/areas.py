@@ -218,16 +218,7 @@ class AreaSet:
         ``street_en``, ...) so a tooltip needs no second lookup. Coordinates are rounded to
         ``precision`` decimals (6 is about 0.1 m) to keep the payload small.
         """
-        levels = [level] if isinstance(level, str) else list(level)
-        for lvl in levels:
-            if lvl not in LEVEL_ORDER:
-                raise ValueError(f"unknown level {lvl!r}; expected one of {list(LEVEL_ORDER)}")
-        sel = self.frame[self.frame["level"].isin(levels)]
-        if ids is not None:
-            sel = sel[sel.index.isin(list(ids))]
-        geoms = shapely.transform(
-            np.asarray(sel.geometry.values, dtype=object), lambda c: np.round(c, precision)
-        )
+        sel, geoms = self._rounded(level, ids, precision)
         geo_json = shapely.to_geojson(geoms)
         # plain dicts and lists: pandas row access is ~10x slower at 50k features
         names_zh = dict(zip(self.frame.index, self.frame["name_zh"], strict=True))
@@ -262,6 +253,23 @@ class AreaSet:
             )
         return {"type": "FeatureCollection", "features": features}
 
+    def _rounded(
+        self, level: str | list[str], ids: set[str] | None, precision: int
+    ) -> tuple[pd.DataFrame, np.ndarray]:
+        """The rows at ``level`` (optionally only ``ids``) and their geometries with
+        coordinates rounded to ``precision`` decimals."""
+        levels = [level] if isinstance(level, str) else list(level)
+        for lvl in levels:
+            if lvl not in LEVEL_ORDER:
+                raise ValueError(f"unknown level {lvl!r}; expected one of {list(LEVEL_ORDER)}")
+        sel = self.frame[self.frame["level"].isin(levels)]
+        if ids is not None:
+            sel = sel[sel.index.isin(list(ids))]
+        geoms = shapely.transform(
+            np.asarray(sel.geometry.values, dtype=object), lambda c: np.round(c, precision)
+        )
+        return sel, geoms
+
     def served_geojson(
         self, level: str | list[str], ids: set[str] | None = None, precision: int = 6
     ) -> bytes:
@@ -274,16 +282,7 @@ class AreaSet:
         Written as text around shapely's GeoJSON of each geometry: no Python object per
         coordinate, which at 20,000 grids took over a second and a peak of ~100 MB.
         """
-        levels = [level] if isinstance(level, str) else list(level)
-        for lvl in levels:
-            if lvl not in LEVEL_ORDER:
-                raise ValueError(f"unknown level {lvl!r}; expected one of {list(LEVEL_ORDER)}")
-        sel = self.frame[self.frame["level"].isin(levels)]
-        if ids is not None:
-            sel = sel[sel.index.isin(list(ids))]
-        geoms = shapely.transform(
-            np.asarray(sel.geometry.values, dtype=object), lambda c: np.round(c, precision)
-        )
+        sel, geoms = self._rounded(level, ids, precision)
         names_zh = dict(zip(self.frame.index, self.frame["name_zh"], strict=True))
         names_en = dict(zip(self.frame.index, self.frame["name_en"], strict=True))
 

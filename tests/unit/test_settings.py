@@ -80,3 +80,15 @@ def test_set007_stale_after_sets_every_feed_badge():
     assert {short.stale_after_ms(f) for f in ("incidents", "trucks", "gauges")} == {20_000}
     with pytest.raises(SettingsError, match=r"^COCKPIT_STALE_AFTER_S=1 is out of range"):
         Settings.from_env({"COCKPIT_STALE_AFTER_S": "1"})
+
+
+def test_set008_push_mode_and_web_threads():
+    default = Settings.from_env({})
+    assert default.push == "sse" and default.web_threads == 64 and default.push_streams == 56
+    polled = Settings.from_env({"COCKPIT_PUSH": "poll", "COCKPIT_WEB_THREADS": "16"})
+    assert polled.push == "poll" and polled.push_streams == 8
+    refused = "COCKPIT_PUSH='websocket' is not supported; use one of: sse, poll"
+    with pytest.raises(SettingsError, match=refused):
+        Settings.from_env({"COCKPIT_PUSH": "websocket"})
+    with pytest.raises(SettingsError, match="COCKPIT_WEB_THREADS=2 is out of range"):
+        Settings.from_env({"COCKPIT_WEB_THREADS": "2"})
