@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--viewers", type=int, default=100, help="viewers in all, real pages included")
     p.add_argument("--capacity-seconds", type=float, default=10, help="each capacity phase (10)")
     p.add_argument("--capacity-clients", type=int, default=16, help="closed-loop clients (16)")
+    p.add_argument("--no-viewer-streams", action="store_true",
+                   help="synthetic viewers replay the callbacks without holding push streams "
+                        "(to tell the streams' cost from the callbacks')")  # fmt: skip
     return p
 
 
@@ -120,7 +123,8 @@ def main() -> int:
 
     def during(demo: Demo, token: str, templates: dict[str, str]) -> SyntheticViewers:
         # each synthetic page holds its own push stream, as the real one does
-        query = "?metric=incidents&category=all" if args.push == "sse" else None
+        streams = args.push == "sse" and not args.no_viewer_streams
+        query = "?metric=incidents&category=all" if streams else None
         return SyntheticViewers(demo.base_url, token, templates, synthetic, args.seconds,
                                 push_query=query)  # fmt: skip
 
