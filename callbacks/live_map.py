@@ -112,10 +112,17 @@ def refresh_grids(user: User, _tick, metric, category, store, push_on):
     grids = scope_grids(geo, user.area_id)
     fmt = METRICS[metric][1]
     breaks, colors = scheme(fmt, [v for g, v in current.items() if g in grids])
+    new_breaks = breaks != previous.get("breaks") or not same_view
+    new_legend = no_update
+    if new_breaks:
+        lang = request_lang(user)
+        title = t(METRICS[metric][0], lang)
+        new_legend = legend(breaks, title, t("no_values", lang), colors, fmt)
+    fresh["breaks"] = breaks
+    if pushed:  # the stream carries values, breaks and colours
+        return no_update, *kpis, new_legend, fresh
     hideout = Patch()
-    if pushed:
-        hideout = no_update
-    elif full:
+    if full:
         hideout["values"] = {g: v for g, v in current.items() if g in grids}
         hideout["format"] = fmt
         hideout["colors"] = colors
@@ -128,14 +135,8 @@ def refresh_grids(user: User, _tick, metric, category, store, push_on):
         merged.update({g: None for g in removed if g in grids})
         if merged:
             hideout["values"].update(merged)
-    new_legend = no_update
-    if breaks != previous.get("breaks") or not same_view:
-        if not pushed:
-            hideout["breaks"] = breaks
-        lang = request_lang(user)
-        title = t(METRICS[metric][0], lang)
-        new_legend = legend(breaks, title, t("no_values", lang), colors, fmt)
-    fresh["breaks"] = breaks
+    if new_breaks:
+        hideout["breaks"] = breaks
     return hideout, *kpis, new_legend, fresh
 
 

@@ -154,9 +154,14 @@ class SharedValues:
 
         return self._memo(("kpis", seq, area), read)  # type: ignore[return-value]
 
-    def last_apply_ms(self) -> int | None:
-        raw = self._client.hget(HEALTH, f"{INCIDENTS}|last_apply_ms")
-        return int(raw) if raw else None
+    def last_apply_ms(self, seq: int | None = None) -> int | None:
+        """When the worker last applied incidents; shared per ``seq`` when one is given."""
+
+        def read() -> int | None:
+            raw = self._client.hget(HEALTH, f"{INCIDENTS}|last_apply_ms")
+            return int(raw) if raw else None
+
+        return read() if seq is None else self._memo(("applied", seq), read)  # type: ignore[return-value]
 
     def changes(
         self, name: str, old_seq: int, old: dict[str, float], seq: int, new: dict[str, float]
@@ -203,8 +208,7 @@ def push_blueprint(
             resp.headers["Retry-After"] = "30"
             return resp
         watch, values = parts()
-        stream = GridStream(user, metric, category, geo, watch, values, limits)
-        stream.stale_after_ms = stale_after_ms
+        stream = GridStream(user, metric, category, geo, watch, values, limits, stale_after_ms)
         last_id = flask.request.headers.get("Last-Event-ID", "")
         since = int(last_id) if last_id.isdigit() else None
 
@@ -227,7 +231,7 @@ class GridStream:
 
     def __init__(
         self, user: User, metric: str, category: str, geo: Geography, watch: SeqWatch,
-        values: SharedValues, limits: PushLimits,
+        values: SharedValues, limits: PushLimits, stale_after_ms: int,
     ) -> None:  # fmt: skip
         self.area = user.area_id
         self.metric, self.category = metric, category
@@ -235,7 +239,7 @@ class GridStream:
         self.fmt = METRICS[metric][1]
         self.grids = scope_grids(geo, user.area_id)
         self.watch, self.values, self.limits = watch, values, limits
-        self.stale_after_ms = 60_000
+        self.stale_after_ms = stale_after_ms
 
     def events(self, since: int | None) -> Iterator[str]:
         yield f"retry: 3000\n: {self.name}\n\n"
@@ -251,9 +255,11 @@ class GridStream:
             yield self.event(seen, seq)
             seen, sent_at = seq, time.monotonic()
 
-    def _clock(self) -> dict[str, object]:
+    def _clock(self, seq: int | None = None) -> dict[str, object]:
+        """The badge's clock; for an event of sequence number ``seq`` the last apply is read
+        once per process (every stream sends that event), for an age event each time."""
         return {"server_ms": int(time.time() * 1000), "stale_ms": self.stale_after_ms,
-                "last_apply_ms": self.values.last_apply_ms()}  # fmt: skip
+                "last_apply_ms": self.values.last_apply_ms(seq)}  # fmt: skip
 
     def age(self) -> str:
         return f"event: age\ndata: {json.dumps(self._clock(), separators=(',', ':'))}\n\n"
@@ -265,7 +271,7 @@ class GridStream:
                                             current)  # fmt: skip
         body: dict[str, object] = {"seq": seq, "breaks": breaks, "colors": colors,
                                    "format": self.fmt, "kpi": self.values.kpis(seq, self.area),
-                                   **self._clock()}  # fmt: skip
+                                   **self._clock(seq)}  # fmt: skip
         if old is None:
             body.update(full=True, zero=ZERO_COLOR,
                         values={g: v for g, v in current.items() if g in self.grids})  # fmt: skip

@@ -4,6 +4,7 @@ KPI tiles and ticker, never personal data, and rotates through its child areas."
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -14,6 +15,29 @@ from tests.e2e.conftest import make_browser, outside, requested_urls, screenshot
 pytestmark = pytest.mark.e2e
 
 DRAWN = "return Object.values(window.cockpitMap.state.layers).filter(l => l._map).length"
+# Where the wall's map looks now: centre and zoom, or null while a zoom animates.
+VIEW_JS = """
+const g = Object.values(window.cockpitMap.state.layers).find(l => l._map);
+const m = g && g._map;
+if (!m || m._animatingZoom) { return null; }
+const c = m.getCenter();
+return [c.lat.toFixed(6), c.lng.toFixed(6), m.getZoom()].join(",");
+"""
+
+
+def wait_map_still(driver, seconds: float = 1.0) -> None:  # type: ignore[no-untyped-def]
+    """Until the map's view has not moved for ``seconds`` (a rotation flies to its area)."""
+    seen: dict[str, object] = {}
+
+    def still() -> bool:
+        view = driver.execute_script(VIEW_JS)
+        now = time.monotonic()
+        if view is None or view != seen.get("view"):
+            seen.update(view=view, since=now)
+            return False
+        return now - seen["since"] >= seconds  # type: ignore[operator]
+
+    wait_until(still, timeout=20, interval=0.2, what="the wall's map at rest")
 PHONE = re.compile(r"1[3-9]\d{9}")
 
 
@@ -48,6 +72,7 @@ def test_wal001_token_link_shows_the_wall_without_personal_data(wall_browser, de
     # the wall draws no chart: plotly.js (4.8 MB to load and compile) stays out of its page
     assert any("/geo/grid.geojson" in u for u in urls)
     assert not any("plotly" in u for u in urls)
+    wait_map_still(wall_browser)  # not a frame of the flight to the next area
     screenshot(wall_browser, "wall.png")
     # a revoked token ends the display's session at once
     revoke_wall_token(r, token_id(token))
