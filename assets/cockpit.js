@@ -234,7 +234,15 @@
       state.fleetSeen = store.server_ms;
       state.fleetAt = Date.now();
     }
-    const s = store || {};
+    let s = store || {};
+    const pushed = window.cockpitPush;
+    // while pushed, the fleet callback runs only when a feed applies something: the feeds'
+    // last apply comes with the stream's view events, the server's clock with every event
+    if (pushed && pushed.on && pushed.fleet && pushed.clock) {
+      s = Object.assign({}, pushed.fleet, { server_ms: pushed.clock.server_ms });
+      state.fleetAt = pushed.clock.receivedAt;
+      state.fleetSeen = null;
+    }
     const staleMs = s.stale_ms || {};  // per feed, from the server's settings
     const g = ageText(labels, s.server_ms, s.gauges, state.fleetAt, staleMs.gauges || 180000);
     const tr = ageText(labels, s.server_ms, s.trucks, state.fleetAt, staleMs.trucks || 120000);

@@ -2,7 +2,10 @@
    holds every value of the page's scope, the next ones what changed, each with the KPIs and the
    worker's last apply time. While the stream delivers, the grid layer's poll is held back (the
    grid-push-on store) and the values, KPIs, data age and legend breaks are set from here; when
-   it fails, polling takes over within a tick. Only numbers travel on it, never text. */
+   it fails, polling takes over within a tick. Its "view" events carry versions of the view's
+   other live parts (open alerts of the scope, gauge and truck feeds, the slow parts: heat,
+   incident points, resolution rate): each part's callback runs when its version changes,
+   instead of every tick. Only numbers and digests travel on it, never text. */
 (function () {
   "use strict";
 
@@ -10,6 +13,7 @@
   const BREAKS_STORE = "grid-breaks";  // a server callback draws the legend (in the page's language)
   const LIVE_STORE = "live-store";  // the data-age badge's clock
   const KPIS = ["kpi-incidents", "kpi-open"];
+  const VIEW_TICKS = { alerts: "tick-alerts", fleet: "tick-fleet", slow: "tick-slow" };
   const PAINT_GAP = 2;  // wait this many times the last paint's cost before the next
   const LOST_AFTER_MS = 2000;  // a reconnect (every few minutes) does not flip to polling
   const RETRY_CLOSED_MS = 30000;  // refused (503: too many streams) or signed out
@@ -17,7 +21,8 @@
   // For the screen and for tests: is the stream delivering, how many events, the last sequence.
   const push = { on: false, events: 0, seq: null, receivedAt: null, source: null, key: null,
                  mapId: null, data: null, painting: false, lostTimer: null, breaks: null,
-                 kpi: [null, null], paintMs: null, nextPaintAt: 0 };
+                 kpi: [null, null], paintMs: null, nextPaintAt: 0, view: {}, views: 0,
+                 fleet: null, clock: null };
 
   function setOn(on) {
     if (push.on === on) { return; }
@@ -32,6 +37,8 @@
     push.data = null;
     push.breaks = null;
     push.kpi = [null, null];
+    push.view = {};
+    push.fleet = null;
     clearTimeout(push.lostTimer);
     setOn(false);
   }
@@ -93,19 +100,38 @@
   // The badge's clock: the server's time and the worker's last apply, on every event.
   function onAge(event) {
     const msg = event.data === undefined ? event : JSON.parse(event.data);
+    push.clock = { server_ms: msg.server_ms, receivedAt: Date.now() };
     window.dash_clientside.set_props(LIVE_STORE, { data: {
       server_ms: msg.server_ms, last_apply_ms: msg.last_apply_ms, stale_ms: msg.stale_ms,
       pushed: true } });
   }
 
+  // The view's other parts: a callback runs when its part's version changes. The fleet badge's
+  // clock comes with it, since the fleet callback no longer runs every tick.
+  function onView(event) {
+    const msg = JSON.parse(event.data);
+    push.views += 1;
+    push.fleet = msg.fleet;
+    push.clock = { server_ms: msg.fleet.server_ms, receivedAt: Date.now() };
+    const set = window.dash_clientside.set_props;
+    Object.keys(VIEW_TICKS).forEach(function (part) {
+      const version = (msg.v || {})[part];
+      if (version === undefined || version === push.view[part]) { return; }
+      push.view[part] = version;
+      set(VIEW_TICKS[part], { data: version });
+    });
+  }
+
   function open(key) {
     const source = new EventSource(key);
     source.addEventListener("grids", onGrids);
+    source.addEventListener("view", onView);
     source.addEventListener("age", function (event) { if (push.on) { onAge(event); } });
     source.onerror = function () {
       clearTimeout(push.lostTimer);
-      push.lostTimer = setTimeout(function () { if (push.source === source) { setOn(false); } },
-                                  LOST_AFTER_MS);
+      push.lostTimer = setTimeout(function () {
+        if (push.source === source) { push.view = {}; setOn(false); }  // every part re-reads
+      }, LOST_AFTER_MS);
       if (source.readyState === EventSource.CLOSED) {
         setTimeout(function () {
           if (push.source === source && document.getElementById(push.mapId)) {
@@ -138,6 +164,12 @@
     return on ? window.dash_clientside.no_update : n;
   }
 
+  // Clientside callback: the other live parts' ticks, passed on while no stream delivers.
+  function viewTicks(n, on) {
+    const noUpdate = window.dash_clientside.no_update;
+    return on ? [noUpdate, noUpdate, noUpdate] : [n, n, n];
+  }
+
   // A stream whose map left the page (another view) and that hears nothing closes here too.
   setInterval(function () {
     if (push.source && !document.getElementById(push.mapId)) { close(); }
@@ -145,5 +177,5 @@
 
   window.cockpitPush = push;
   window.dash_clientside = window.dash_clientside || {};
-  window.dash_clientside.cockpitPush = { gridPush, pollTick };
+  window.dash_clientside.cockpitPush = { gridPush, pollTick, viewTicks };
 })();

@@ -432,6 +432,7 @@ class NetworkLog:
                     "url": req["url"], "t": params["wallTime"],
                     "upload": len(req.get("postData") or ""),
                     "tick": _tick_of(req.get("postData")),
+                    "trigger": _trigger_of(req.get("postData")),
                     "outputs": _outputs_of(req.get("postData")),
                     "post": req.get("postData") if "_dash-update-component" in req["url"] else None,
                 }  # fmt: skip
@@ -466,11 +467,28 @@ def _post(post: str | None) -> dict:
         return {}
 
 
-def _tick_of(post: str | None) -> int | None:
+# The stores that drive the live parts' callbacks: the interval tick, or (cockpit.ids) the
+# versions a push stream's view events carry, or the tick passed on while nothing is pushed.
+TICK_IDS = ("tick", "tick-alerts", "tick-fleet", "tick-slow", "grid-poll")
+
+
+def _tick_input(post: str | None) -> dict | None:
     for item in _post(post).get("inputs", []):
-        if isinstance(item, dict) and item.get("id") == "tick":
-            return item.get("value")
+        if isinstance(item, dict) and item.get("id") in TICK_IDS:
+            return item
     return None
+
+
+def _tick_of(post: str | None) -> int | str | None:
+    """The tick number (or pushed version) a live part's callback request was sent for."""
+    item = _tick_input(post)
+    return item.get("value") if item else None
+
+
+def _trigger_of(post: str | None) -> str | None:
+    """Which of the TICK_IDS drives the callback of this request."""
+    item = _tick_input(post)
+    return item.get("id") if item else None
 
 
 def _outputs_of(post: str | None) -> str:

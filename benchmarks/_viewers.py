@@ -1,9 +1,13 @@
-"""Synthetic wall viewers: each signs in with the wall token (its own session cookie), then once
-a second replays the exact Dash callback requests a real Chromium wall sent for one interval
-tick, with its own tick number and its own State values taken from its previous responses
-(live-store, fleet-store, the heat URL), so the server does the same work for it as for a
-browser: the grid delta from its own last sequence number, the fleet check, the heat URL (and
-the heat PNG when its URL changes), the wall tiles. Nothing is drawn.
+"""Synthetic wall viewers: each signs in with the wall token (its own session cookie) and
+sends the exact Dash callback requests a real Chromium wall sent, with its own State values
+taken from its previous responses (live-store, fleet-store, the heat URL), so the server does
+the same work for it as for a browser. Nothing is drawn.
+
+- With a push stream (as the page holds one), the viewer reads the stream's events: the grid
+  values arrive on it, and a ``view`` event whose entry for a part changed (alerts, fleet, the
+  slow parts) makes it send that part's callbacks, with the version as the page does.
+- Without one (``--push poll``, or the stream refused), it replays every live part's callback
+  once a second with its own tick number, as the page's interval does.
 
 The viewers run in a child process (threads, one keep-alive HTTP connection each), so their
 client-side work never delays the main process's marker timing.
@@ -14,6 +18,7 @@ from __future__ import annotations
 import http.client
 import json
 import multiprocessing as mp
+import queue
 import random
 import threading
 import time
@@ -21,6 +26,7 @@ from http.cookies import SimpleCookie
 from urllib.parse import urlparse
 
 import numpy as np
+from _browser import TICK_IDS
 
 USER_AGENT = "cockpit-bench-viewer/1"
 
@@ -67,14 +73,15 @@ class Viewer:
     def _get(self, path: str) -> int:
         return self._request("GET", path)[0]
 
-    def call(self, outputs: str, tick: int, remember: bool = True) -> tuple[int, int, float]:
-        """One callback request as the page would send it now: (status, bytes, ms); with
-        ``remember`` false the viewer keeps its State values (it stays a tick behind). When the
-        answer carries a new heat overlay URL, the PNG is fetched as the browser would (its
-        bytes are counted; ``ms`` is the callback's alone)."""
+    def call(self, outputs: str, tick: int | str, remember: bool = True) -> tuple[int, int, float]:
+        """One callback request as the page would send it now: (status, bytes, ms); ``tick`` is
+        the tick number or the pushed version that drives it. With ``remember`` false the
+        viewer keeps its State values (it stays a tick behind). When the answer carries a new
+        heat overlay URL, the PNG is fetched as the browser would (its bytes are counted;
+        ``ms`` is the callback's alone)."""
         body = json.loads(self.templates[outputs])
         for item in body.get("inputs", []):
-            if isinstance(item, dict) and item.get("id") == "tick":
+            if isinstance(item, dict) and item.get("id") in TICK_IDS:
                 item["value"] = tick
         for item in body.get("state", []):
             key = (item.get("id"), item.get("property"))
@@ -101,13 +108,35 @@ class Viewer:
 
 class PushReader:
     """A viewer's grid push stream, as its page holds it (a thread reading events until
-    ``end``): counts events and bytes; reconnects when the server ends the stream."""
+    ``end``): counts events and bytes, notes when each grid event arrived, puts each changed
+    view part on ``parts`` (part, version, arrival); reconnects when the server ends it."""
 
     def __init__(self, viewer: Viewer, query: str, end: float) -> None:
         self.viewer, self.query, self.end = viewer, query, end
         self.events = self.bytes = self.refused = 0
+        self.grid_times: list[float] = []
+        self.parts: queue.Queue = queue.Queue()
+        self.answered = threading.Event()  # the server answered: a stream, or refused
+        self._view: dict[str, object] = {}
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
+
+    def _event(self, block: bytes) -> None:
+        kind, data = "", ""
+        for line in block.decode(errors="replace").split("\n"):
+            if line.startswith("event: "):
+                kind = line[7:]
+            elif line.startswith("data: "):
+                data = line[6:]
+        now = time.monotonic()
+        if kind == "grids":
+            self.events += 1
+            self.grid_times.append(now)
+        elif kind == "view" and data:
+            for part, version in json.loads(data).get("v", {}).items():
+                if self._view.get(part) != version:
+                    self._view[part] = version
+                    self.parts.put((part, version, now))
 
     def _read(self) -> None:
         url = urlparse(f"http://{self.viewer.host}:{self.viewer.port}")
@@ -121,13 +150,19 @@ class PushReader:
                 resp = conn.getresponse()
                 if resp.status != 200:
                     self.refused += 1
+                    self.answered.set()
                     return  # a page refused a stream polls instead (its replayed callbacks)
+                self.answered.set()
+                buffer = b""
                 while time.monotonic() < self.end:
                     chunk = resp.read1(65536)
                     if not chunk:
                         break
                     self.bytes += len(chunk)
-                    self.events += chunk.count(b"event: grids")
+                    buffer += chunk
+                    while b"\n\n" in buffer:
+                        block, buffer = buffer.split(b"\n\n", 1)
+                        self._event(block)
             except (OSError, http.client.HTTPException):
                 time.sleep(1)
             finally:
@@ -136,6 +171,13 @@ class PushReader:
 
 def _short(outputs: str) -> str:
     return outputs.strip(".").split(".")[0]
+
+
+def _trigger(template: str) -> str | None:
+    for item in json.loads(template).get("inputs", []):
+        if isinstance(item, dict) and item.get("id") in TICK_IDS:
+            return item["id"]
+    return None
 
 
 def _run_viewers(base_url: str, token: str, templates: dict[str, str], n: int, seconds: float,
@@ -147,28 +189,35 @@ def _run_viewers(base_url: str, token: str, templates: dict[str, str], n: int, s
     lock = threading.Lock()
     stats = {"ticks_due": 0, "ticks_done": 0, "ticks_late": 0, "ticks_skipped": 0,
              "errors": 0, "bytes": 0, "sign_in_failures": 0, "push_events": 0,
-             "push_bytes": 0, "push_refused": 0}  # fmt: skip
+             "push_bytes": 0, "push_refused": 0, "view_changes": 0,
+             "seconds_updated": 0}  # fmt: skip
     signed_in = threading.Barrier(n + 1)
     go = threading.Event()
     start_at: list[float] = []
 
-    def viewer_thread(k: int) -> None:
-        rng = random.Random(k)
+    by_part: dict[str, list[str]] = {}  # view part -> the callbacks its version drives
+    for outputs, template in templates.items():
+        trigger = _trigger(template) or ""
+        if trigger.startswith("tick-"):
+            by_part.setdefault(trigger[len("tick-"):], []).append(outputs)
+
+    def call(viewer: Viewer, outputs: str, tick: int | str, counts: dict, local: dict,
+             since: float | None = None) -> None:  # fmt: skip
         try:
-            viewer = Viewer(base_url, token, templates)
-        except Exception:
-            with lock:
-                stats["sign_in_failures"] += 1
-            signed_in.wait()
+            status, size, ms = viewer.call(outputs, tick)
+        except (OSError, http.client.HTTPException, ValueError):
+            counts["errors"] += 1
             return
-        signed_in.wait()
-        go.wait()
-        begin = start_at[0] + rng.uniform(0, interval)  # a random phase, like real screens
-        end = start_at[0] + seconds
-        reader = PushReader(viewer, push_query, end) if push_query is not None else None
+        if status not in (200, 204):
+            counts["errors"] += 1
+        # pushed: from the view event's arrival to the answer (the part is current again)
+        local[_short(outputs)].append(ms if since is None else
+                                      (time.monotonic() - since) * 1000)  # fmt: skip
+        counts["bytes"] += size
+
+    def polled(viewer: Viewer, begin: float, end: float, counts: dict, local: dict,
+               updated: set[int]) -> None:  # fmt: skip
         tick = 0
-        local: dict[str, list[float]] = {name: [] for name in latencies}
-        counts = dict.fromkeys(stats, 0)
         while True:
             due = begin + tick * interval
             if due >= end:
@@ -185,23 +234,51 @@ def _run_viewers(base_url: str, token: str, templates: dict[str, str], n: int, s
             tick += 1
             counts["ticks_due"] += 1
             for outputs in templates:
-                try:
-                    status, size, ms = viewer.call(outputs, tick)
-                except (OSError, http.client.HTTPException, ValueError):
-                    counts["errors"] += 1
-                    continue
-                if status not in (200, 204):
-                    counts["errors"] += 1
-                local[_short(outputs)].append(ms)
-                counts["bytes"] += size
+                call(viewer, outputs, tick, counts, local)
             counts["ticks_done"] += 1
+            updated.add(int(time.monotonic() - start_at[0]))
             if time.monotonic() > due + interval:
                 counts["ticks_late"] += 1
+
+    def pushed(viewer: Viewer, reader: PushReader, end: float, counts: dict,
+               local: dict) -> None:  # fmt: skip
+        while (left := end - time.monotonic()) > 0:
+            try:
+                part, version, since = reader.parts.get(timeout=left)
+            except queue.Empty:
+                break
+            counts["view_changes"] += 1
+            for outputs in by_part.get(part, []):
+                call(viewer, outputs, version, counts, local, since)
+
+    def viewer_thread(k: int) -> None:
+        rng = random.Random(k)
+        try:
+            viewer = Viewer(base_url, token, templates)
+        except Exception:
+            with lock:
+                stats["sign_in_failures"] += 1
+            signed_in.wait()
+            return
+        signed_in.wait()
+        go.wait()
+        begin = start_at[0] + rng.uniform(0, interval)  # a random phase, like real screens
+        end = start_at[0] + seconds
+        local: dict[str, list[float]] = {name: [] for name in latencies}
+        counts = dict.fromkeys(stats, 0)
+        updated: set[int] = set()  # seconds of the run in which this viewer got an update
+        reader = PushReader(viewer, push_query, end) if push_query is not None else None
+        if reader is not None and reader.answered.wait(timeout=30) and not reader.refused:
+            pushed(viewer, reader, end, counts, local)
+        else:
+            polled(viewer, begin, end, counts, local, updated)  # as a page without a stream
         if reader is not None:
             reader.thread.join(timeout=35)
             counts["push_events"] += reader.events
             counts["push_bytes"] += reader.bytes
             counts["push_refused"] += reader.refused
+            updated.update(int(t - start_at[0]) for t in reader.grid_times)
+        counts["seconds_updated"] = len([s for s in updated if 0 <= s < seconds])
         with lock:
             for name, values in local.items():
                 latencies[name].extend(values)
@@ -264,8 +341,16 @@ class SyntheticViewers:
             "callback_ms": {k: _pct(v) for k, v in self.result["latencies"].items()},
             "requests": requests,
             "requests_per_s": round(requests / self.seconds, 1),
+            # the goal's figure: the share of (viewer, second) pairs with an update in that
+            # second (a pushed grid event, or a poll tick answered); 1.0 = every second
             "updates_per_viewer_per_s":
+                round(stats["seconds_updated"] / max(1, self.n) / int(self.seconds), 3),
+            "polled_ticks_per_viewer_per_s":
                 round(stats["ticks_done"] / max(1, self.n) / self.seconds, 3),
+            "view_changes_per_viewer_per_s":
+                round(stats["view_changes"] / max(1, self.n) / self.seconds, 3),
+            "callbacks_per_viewer_per_s":
+                round(requests / max(1, self.n) / self.seconds, 3),
             "ticks_late_share": round(stats["ticks_late"] / max(1, stats["ticks_done"]), 3),
             "ticks_skipped": stats["ticks_skipped"],
             "errors": stats["errors"],

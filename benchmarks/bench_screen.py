@@ -161,10 +161,11 @@ class Pages:
 
 
 def templates(net: NetworkLog) -> dict[str, str]:
-    """The last request body the page sent for each tick-driven callback (by its outputs)."""
+    """The last request body the page sent for each tick-driven callback (by its outputs): the
+    interval tick's, or one of the stores a push stream's view events drive."""
     out: dict[str, str] = {}
     for rec in sorted(net.requests.values(), key=lambda r: r["t"]):
-        if rec.get("post") and rec.get("tick") is not None:
+        if rec.get("post") and rec.get("trigger") is not None:
             out[rec["outputs"]] = rec["post"]
     return out
 

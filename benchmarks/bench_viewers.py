@@ -9,10 +9,17 @@ flowing; the event-to-screen, payload and memory goals measured meanwhile. Print
 - ``--pages`` (default 2) real Chromium wall pages measure exactly as bench_screen.py does
   (event to screen, bytes per update, long tasks);
 - the other ``--viewers`` minus ``--pages`` are synthetic viewers (benchmarks/_viewers.py): each
-  signs in with the wall token (its own session), fetches the Dash layout once, then once a
-  second sends the exact callback requests the real page sent for a tick (captured from its
-  network log), with its own tick number and its own State values from its previous responses,
-  so the server does a browser's work for it. They draw nothing.
+  signs in with the wall token (its own session), fetches the Dash layout once, then sends the
+  exact callback requests the real page sent (captured from its network log), with its own
+  State values from its previous responses, so the server does a browser's work for it. With
+  push (the default) each holds its own stream and sends a live part's callbacks when the
+  stream's view event says that part changed, as the page does; with ``--push poll`` (or a
+  stream refused) it sends every live part's callback once a second. They draw nothing.
+
+The goal's figure is ``viewers.updates_per_viewer_per_s``: the share of seconds in which a
+viewer got an update (a pushed grid event, or a polled tick answered); 1.0 is every second.
+``viewers.callback_ms`` is, with push, the time from a view event's arrival to its part's
+callback answered.
 
 After the measuring time, with the browsers closed and a fresh feed at the same rate running,
 the capacity of the same server is measured: ``--capacity-clients`` clients replaying the tick
@@ -130,6 +137,13 @@ def main() -> int:
 
     out = bench_screen.run(args, "bench_viewers.py", during=during, after=capacity(args))
     out["viewers_in_all"] = {"real_chromium_pages": args.pages, "synthetic": synthetic}
+    rate = (out.get("viewers") or {}).get("callbacks_per_viewer_per_s")
+    after = out.get("after") or {}
+    if rate and after.get("cockpit_callbacks_per_s"):
+        # with push a viewer sends callbacks only when a part of its view changes: the
+        # capacity in viewers at the rate the steady phase measured
+        after["viewers_at_the_measured_callback_rate"] = round(
+            after["cockpit_callbacks_per_s"] / rate)
     print(json.dumps(out, indent=2))
     return 0
 

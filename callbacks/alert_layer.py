@@ -115,7 +115,7 @@ def _layer_data(user: User, hint: object, shown: object) -> tuple[dict, str]:
 @secure_callback(
     Output(ids.ALERT_LAYER, "data"),
     Output(ids.ALERT_LAYER_KEY, "data"),
-    Input(ids.TICK, "n_intervals"),
+    Input(ids.TICK_ALERTS, "data"),
     State(ids.ALERT_LAYER_KEY, "data"),
     action="view_alerts",
 )

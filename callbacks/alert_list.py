@@ -83,7 +83,7 @@ def _act(user: User) -> str:
 @secure_callback(
     Output(list_id("ops"), "children"),
     Output(store_id("ops"), "data"),
-    Input(ids.TICK, "n_intervals"),
+    Input(ids.TICK_ALERTS, "data"),
     Input(message_id("ops"), "children"),
     State(store_id("ops"), "data"),
     action="view_alerts",

@@ -145,7 +145,7 @@ def refresh_grids(user: User, _tick, metric, category, store, push_on):
     Output(ids.TRUCK_LAYER, "data"),
     Output(ids.TRAIL_LAYER, "data"),
     Output(ids.FLEET_STORE, "data"),
-    Input(ids.TICK, "n_intervals"),
+    Input(ids.TICK_FLEET, "data"),
     State(ids.FLEET_STORE, "data"),
     action="view_map",
 )
@@ -271,6 +271,14 @@ clientside_callback(  # the grid layer's tick, held back while its push stream d
     Input(ids.TICK, "n_intervals"),
     State(ids.GRID_PUSH_ON, "data"),
 )
+clientside_callback(  # the other live parts follow the tick while no stream delivers
+    ClientsideFunction(namespace="cockpitPush", function_name="viewTicks"),
+    Output(ids.TICK_ALERTS, "data"),
+    Output(ids.TICK_FLEET, "data"),
+    Output(ids.TICK_SLOW, "data"),
+    Input(ids.TICK, "n_intervals"),
+    State(ids.GRID_PUSH_ON, "data"),
+)
 clientside_callback(  # open the push stream of the grid values (assets/push.js, cockpit.push)
     ClientsideFunction(namespace="cockpitPush", function_name="gridPush"),
     Output(ids.GRID_PUSH_ON, "data"),
@@ -302,7 +310,7 @@ clientside_callback(
     Output(ids.HEAT_LAYER, "url"),
     Output(ids.HEAT_LAYER, "bounds"),
     Output(ids.HEAT_LEGEND, "children"),
-    Input(ids.TICK, "n_intervals"),
+    Input(ids.TICK_SLOW, "data"),
     Input(ids.HEAT_WINDOW, "value"),
     Input(ids.CATEGORY, "value"),
     State(ids.HEAT_LAYER, "url"),

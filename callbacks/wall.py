@@ -41,11 +41,12 @@ def _open_alerts(client: redis.Redis, user: User, geo):  # type: ignore[no-untyp
     Output(ids.WALL_SSI + "-n", "children"),
     Output(ids.WALL_FOCUS, "data"),
     Output(ids.WALL_SHOWN, "data"),
-    Input(ids.TICK, "n_intervals"),
+    Input(ids.TICK_ALERTS, "data"),
+    Input(ids.TICK_SLOW, "data"),
     State(ids.WALL_SHOWN, "data"),
     action="view_map",
 )
-def refresh_wall(user: User, _tick, shown):
+def refresh_wall(user: User, _alerts_tick, _slow_tick, shown):
     rt = runtime()
     lang = request_lang(user)
     try:

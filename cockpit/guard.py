@@ -31,8 +31,10 @@ PUBLIC = "public"  # the decision for routes that show nothing of the city (heal
 
 def session_user() -> User | None:
     """The signed-in user of this request, or None."""
+    # the object itself, not flask-login's proxy: a streamed response reads it after the
+    # request's context is gone, where the proxy would be None
     user = flask_login.current_user
-    return user if isinstance(user, User) else None
+    return user._get_current_object() if isinstance(user, User) else None  # type: ignore[attr-defined]
 
 
 def secure_callback(*dependencies: Any, action: str, **kwargs: Any) -> Callable:

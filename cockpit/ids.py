@@ -17,6 +17,11 @@ GRID_PUSH = "grid-push"  # where the page opens its push stream (None: it polls)
 GRID_PUSH_ON = "grid-push-on"  # set by the page while the stream delivers
 GRID_POLL = "grid-poll"  # the tick, passed on only while no stream delivers
 GRID_BREAKS = "grid-breaks"  # class breaks a stream delivered, for the legend
+# What drives the view's other live parts: the tick while nothing is pushed, else the
+# versions the stream's view events carry (cockpit/push.py), so they run only on a change.
+TICK_ALERTS = "tick-alerts"
+TICK_FLEET = "tick-fleet"
+TICK_SLOW = "tick-slow"
 BOUNDARY_LAYER = "boundary-layer"
 LEGEND = "legend"
 LIVE_STORE = "live-store"

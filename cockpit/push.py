@@ -8,6 +8,14 @@ carries the scope's two KPIs (incidents in the last hour, open incidents) and th
 worker's last apply, and an ``age`` event every ``heartbeat`` keeps the data-age badge honest
 while nothing changes, so a page with a live stream needs no polling for the grid layer.
 
+A ``view`` event says when the page's other live parts have something new to fetch: a digest
+of the open alerts of the user's scope, the gauge and truck feeds' last apply, and a "slow"
+counter for what moves with every incident but is redrawn every few seconds (heat overlay,
+incident points, resolution rate). The page runs those parts' callbacks only when their entry
+changes, instead of every tick: a hundred walls then cost the server what changes, not what
+they poll. Only versions travel on it: what they stand for is read through the callbacks,
+scope-checked as always.
+
 The metric and category are checked against the policy as the polling callback checks them.
 One thread per process watches the worker's sequence number and wakes the streams; the values
 of a sequence number come from the same Redis snapshots the polling callback uses, and what all
@@ -20,6 +28,7 @@ web thread each: above ``max_streams`` per process the route answers 503 and the
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -31,9 +40,12 @@ import flask
 import redis
 
 from cockpit.aggregates import ALL, SEQ, open_key, window_key
+from cockpit.alerts.model import Alert
+from cockpit.alerts.store import STREAM as ALERTS_STREAM
+from cockpit.alerts.store import open_alerts
 from cockpit.apply import HEALTH
 from cockpit.areastore import Geography
-from cockpit.contract import INCIDENTS
+from cockpit.contract import GAUGES, INCIDENTS, TRUCKS
 from cockpit.counters import counters_at
 from cockpit.guard import secure_route
 from cockpit.incidents import scope_grids
@@ -49,6 +61,7 @@ from cockpit.policy import User
 from layers.grids import ZERO_COLOR, scheme
 
 PUSH_PATH = "/push/grids"
+STALE_MS = {"incidents": 60_000, "gauges": 180_000, "trucks": 120_000}
 
 
 def push_url() -> str | None:
@@ -65,24 +78,42 @@ class PushLimits:
     heartbeat_s: float = 5.0  # an age event: the badge's clock, and dead peers show
     max_age_s: float = 300.0
     max_streams: int = 56
+    slow_s: float = 2.0  # the slow parts follow the incidents at most this often...
+    slow_floor_s: float = 30.0  # ...and at least this often (incidents age out of windows)
+    alerts_floor_s: float = 10.0  # alerts escalate with time even when none is written
+
+
+@dataclass(frozen=True)
+class Watched:
+    """What the watcher last read: the worker's sequence number, the version of all alerts (the
+    last id of their stream), the gauge and truck feeds' last apply, the slow counter."""
+
+    seq: int
+    alerts: str
+    gauges: int | None
+    trucks: int | None
+    slow: int
 
 
 class SeqWatch:
-    """The worker's sequence number, read by one thread per process; streams wait on it."""
+    """The worker's sequence number and the versions of the view, read by one thread per
+    process; streams wait on it."""
 
-    def __init__(self, client: redis.Redis, poll_s: float) -> None:
+    def __init__(self, client: redis.Redis, limits: PushLimits) -> None:
         self._client = client
-        self._poll_s = poll_s
+        self._limits = limits
         self._changed = threading.Condition()
-        self._seq: int | None = None
+        self._state: Watched | None = None
+        self._slow = (0, None, 0.0)  # counter, the sequence number and time it moved at
         self._started = False
 
-    def wait_newer(self, seen: int | None, timeout: float) -> int | None:
-        """The sequence number once it differs from ``seen``, or None after ``timeout``."""
+    def wait_newer(self, seen: Watched | None, timeout: float) -> Watched | None:
+        """What the watcher read once it differs from ``seen``, or None after ``timeout``."""
         self._start()
         with self._changed:
-            self._changed.wait_for(lambda: self._seq is not None and self._seq != seen, timeout)
-            return self._seq if self._seq != seen else None
+            self._changed.wait_for(lambda: self._state is not None and self._state != seen,
+                                   timeout)  # fmt: skip
+            return self._state if self._state != seen else None
 
     def _start(self) -> None:
         with self._changed:
@@ -91,18 +122,37 @@ class SeqWatch:
             self._started = True  # started in the web process (after gunicorn's fork)
         threading.Thread(target=self._run, name="cockpit-seq-watch", daemon=True).start()
 
+    def _read(self) -> Watched:
+        with self._client.pipeline(transaction=False) as pipe:
+            pipe.get(SEQ)
+            pipe.xrevrange(ALERTS_STREAM, count=1)
+            pipe.hmget(HEALTH, [f"{GAUGES}|last_apply_ms", f"{TRUCKS}|last_apply_ms"])
+            seq_raw, last_alert, (gauges, trucks) = pipe.execute()
+        seq = int(seq_raw or 0)
+        count, slow_seq, slow_at = self._slow
+        now = time.monotonic()
+        since = now - slow_at
+        if (seq != slow_seq and since >= self._limits.slow_s) or since >= self._limits.slow_floor_s:
+            count, slow_seq, slow_at = count + 1, seq, now
+            self._slow = (count, slow_seq, slow_at)
+        alerts = last_alert[0][0] if last_alert else b""
+        return Watched(
+            seq, alerts.decode() if isinstance(alerts, bytes) else str(alerts),
+            int(gauges) if gauges else None, int(trucks) if trucks else None, count,
+        )  # fmt: skip
+
     def _run(self) -> None:
         while True:
             try:
-                seq: int | None = int(self._client.get(SEQ) or 0)
+                state: Watched | None = self._read()
             except redis.RedisError:
-                seq = None  # streams wait; their next age event fails and ends them (pages poll)
-            if seq is not None:
+                state = None  # streams wait; their next age event fails and ends them (pages poll)
+            if state is not None:
                 with self._changed:
-                    if seq != self._seq:
-                        self._seq = seq
+                    if state != self._state:
+                        self._state = state
                         self._changed.notify_all()
-            time.sleep(self._poll_s)
+            time.sleep(self._limits.poll_s)
 
 
 class SharedValues:
@@ -177,13 +227,39 @@ class SharedValues:
         scoped = lambda: scheme(fmt, [values[g] for g in grids if g in values])  # noqa: E731
         return self._memo(("breaks", name, seq, area), scoped)  # type: ignore[return-value]
 
+    def alerts_digest(self, user: User, geo: Geography, version: str) -> str:
+        """A fingerprint of the open alerts ``user`` may see (those the markers and tiles
+        show), once per process, area and alerts version: it changes only when they do, so an
+        alert elsewhere wakes no callback of this page, and says nothing about it."""
+
+        def read() -> str:
+            shown = open_alerts(self._client, user, geo, limit=ALERTS_SHOWN)
+            return _fingerprint([_alert_state(a) for a in shown])
+
+        return self._memo(("alerts", user.area_id, user.level, version), read)  # type: ignore[return-value]
+
+
+#: Alerts a map or wall shows at most (callbacks.alert_layer.MAP_LIMIT).
+ALERTS_SHOWN = 200
+
+
+def _alert_state(alert: Alert) -> tuple:
+    return (alert.id, alert.status, alert.severity, alert.updated_at)
+
+
+def _fingerprint(parts: object) -> str:
+    raw = json.dumps(parts, separators=(",", ":"), default=str)
+    return hashlib.blake2b(raw.encode(), digest_size=8).hexdigest()
+
 
 def push_blueprint(
     redis_of: Callable[[], redis.Redis],
     geography_of: Callable[[], Geography],
     limits: PushLimits | None = None,
-    stale_after_ms: int = 60_000,
+    stale_ms: dict[str, int] | None = None,
 ) -> flask.Blueprint:
+    """The push route; ``stale_ms`` per feed (incidents, gauges, trucks): how long its badge
+    may go without an apply before it says stale."""
     limits = limits or PushLimits()
     bp = flask.Blueprint("push", __name__)
     streams = threading.BoundedSemaphore(limits.max_streams)
@@ -192,7 +268,7 @@ def push_blueprint(
     def parts() -> tuple[SeqWatch, SharedValues]:
         if not shared:
             client = redis_of()
-            shared.setdefault("watch", SeqWatch(client, limits.poll_s))
+            shared.setdefault("watch", SeqWatch(client, limits))
             shared.setdefault("values", SharedValues(client))
         return shared["watch"], shared["values"]  # type: ignore[return-value]
 
@@ -208,7 +284,8 @@ def push_blueprint(
             resp.headers["Retry-After"] = "30"
             return resp
         watch, values = parts()
-        stream = GridStream(user, metric, category, geo, watch, values, limits, stale_after_ms)
+        stream = GridStream(user, metric, category, geo, watch, values, limits,
+                            {**STALE_MS, **(stale_ms or {})})  # fmt: skip
         last_id = flask.request.headers.get("Last-Event-ID", "")
         since = int(last_id) if last_id.isdigit() else None
 
@@ -227,42 +304,68 @@ def push_blueprint(
 
 
 class GridStream:
-    """One browser's stream: the values of its scope, then their changes."""
+    """One browser's stream: the values of its scope, then their changes; and the versions of
+    the view's other parts when they change."""
 
     def __init__(
         self, user: User, metric: str, category: str, geo: Geography, watch: SeqWatch,
-        values: SharedValues, limits: PushLimits, stale_after_ms: int,
+        values: SharedValues, limits: PushLimits, stale_ms: dict[str, int],
     ) -> None:  # fmt: skip
+        self.user, self.geo = user, geo
         self.area = user.area_id
         self.metric, self.category = metric, category
         self.name = f"{metric}:{category}"
         self.fmt = METRICS[metric][1]
         self.grids = scope_grids(geo, user.area_id)
         self.watch, self.values, self.limits = watch, values, limits
-        self.stale_after_ms = stale_after_ms
+        self.stale_ms = stale_ms
 
     def events(self, since: int | None) -> Iterator[str]:
         yield f"retry: 3000\n: {self.name}\n\n"
         end = time.monotonic() + self.limits.max_age_s
         seen, sent_at = since, 0.0
+        state: Watched | None = None
+        shown: dict[str, object] | None = None
         while (left := end - time.monotonic()) > 0:
             # coalesce: whatever changed during the interval travels in one event
             time.sleep(max(0.0, sent_at + self.limits.interval_s - time.monotonic()))
-            seq = self.watch.wait_newer(seen, min(self.limits.heartbeat_s, left))
-            if seq is None:
+            new = self.watch.wait_newer(state, min(self.limits.heartbeat_s, left))
+            if new is None:
                 yield self.age()
-                continue
-            yield self.event(seen, seq)
-            seen, sent_at = seq, time.monotonic()
+            else:
+                state = new
+                if state.seq != seen:
+                    yield self.event(seen, state.seq)
+                    seen, sent_at = state.seq, time.monotonic()
+            if state is not None and (view := self.view(state)) != shown:
+                shown = view
+                yield self.view_event(state, view)
 
     def _clock(self, seq: int | None = None) -> dict[str, object]:
         """The badge's clock; for an event of sequence number ``seq`` the last apply is read
         once per process (every stream sends that event), for an age event each time."""
-        return {"server_ms": int(time.time() * 1000), "stale_ms": self.stale_after_ms,
+        return {"server_ms": int(time.time() * 1000), "stale_ms": self.stale_ms["incidents"],
                 "last_apply_ms": self.values.last_apply_ms(seq)}  # fmt: skip
 
     def age(self) -> str:
         return f"event: age\ndata: {json.dumps(self._clock(), separators=(',', ':'))}\n\n"
+
+    def view(self, state: Watched) -> dict[str, object]:
+        """The versions of the page's other live parts; an entry changes when its part has
+        something new (the alerts' also every ``alerts_floor_s``, for escalations by time).
+        They are strings, so a callback can tell a pushed version from a tick number."""
+        recheck = int(time.time() // self.limits.alerts_floor_s)
+        alerts = self.values.alerts_digest(self.user, self.geo, state.alerts)
+        return {"alerts": f"{alerts}.{recheck}", "fleet": f"{state.gauges}.{state.trucks}",
+                "slow": f"s{state.slow}"}  # fmt: skip
+
+    def view_event(self, state: Watched, view: dict[str, object]) -> str:
+        # the fleet's badge clock travels with it: the fleet callback runs only on a change
+        fleet = {"server_ms": int(time.time() * 1000), "gauges": state.gauges,
+                 "trucks": state.trucks,
+                 "stale_ms": {f: self.stale_ms[f] for f in ("gauges", "trucks")}}  # fmt: skip
+        data = json.dumps({"v": view, "fleet": fleet}, separators=(",", ":"))
+        return f"event: view\ndata: {data}\n\n"
 
     def event(self, seen: int | None, seq: int) -> str:
         current = self.values.values(self.name, self.metric, self.category, seq)

@@ -126,8 +126,12 @@ def create_app(settings: Settings) -> dash.Dash:
 
         limits = PushLimits(max_streams=settings.push_streams)
         server.register_blueprint(
-            push_blueprint(lambda: runtime().redis, lambda: runtime().geography(), limits,
-                           settings.stale_after_ms("incidents"))  # fmt: skip
+            push_blueprint(
+                lambda: runtime().redis,
+                lambda: runtime().geography(),
+                limits,
+                {f: settings.stale_after_ms(f) for f in ("incidents", "gauges", "trucks")},
+            )
         )
 
     app = dash.Dash(

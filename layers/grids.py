@@ -63,7 +63,8 @@ def grid_values_stores(map_id: str, push_url: str | None = None) -> list[dcc.Sto
     20,000 grids), while ``cockpitMap.paintGrids`` restyles in place only the grids whose
     value changed (all of them when the classes change). With ``push_url`` the page takes the
     values from that event stream (assets/push.js) and the polling callback leaves them alone
-    while the stream delivers; the stream closes when the map ``map_id`` leaves the page."""
+    while the stream delivers; the stream closes when the map ``map_id`` leaves the page. The
+    tick stores drive the view's other live parts (see cockpit.ids.TICK_ALERTS)."""
     return [
         dcc.Store(id=ids.GRID_VALUES, data={"values": {}, "breaks": [1, 2, 3, 4, 5, 6, 7],
                                             "colors": COLORS, "zero": ZERO_COLOR,
@@ -73,6 +74,9 @@ def grid_values_stores(map_id: str, push_url: str | None = None) -> list[dcc.Sto
         dcc.Store(id=ids.GRID_PUSH_ON, data=False),
         dcc.Store(id=ids.GRID_POLL, data=None),
         dcc.Store(id=ids.GRID_BREAKS, data=None),
+        dcc.Store(id=ids.TICK_ALERTS, data=None),
+        dcc.Store(id=ids.TICK_FLEET, data=None),
+        dcc.Store(id=ids.TICK_SLOW, data=None),
     ]  # fmt: skip
 
 

@@ -318,8 +318,10 @@ def test_lay002_gauge_past_warning_changes_colour(browser, quiet_server):
                     "level_m": f"{below:.3f}"})  # fmt: skip
     wait_until(lambda: browser.execute_script(state, gauge) == "normal", timeout=15,
                what="the gauge below warning")  # fmt: skip
-    normal = browser.execute_script(PANE_PIXEL_JS, lat, lon, "gauges")
-    assert _close(normal[:3], GAUGE_COLORS["normal"]), normal
+    # the state is set when the marker is made; the canvas paints it on a later frame
+    normal = wait_until(lambda: (p := browser.execute_script(PANE_PIXEL_JS, lat, lon, "gauges"))
+                        and _close(p[:3], GAUGE_COLORS["normal"]) and p, timeout=5,
+                        what="the gauge painted in the normal colour")  # fmt: skip
 
     above = (row.warning_m + row.danger_m) / 2
     r.xadd(GAUGES, {"gauge": gauge, "ts": str(_now_ms(quiet_server)), "level_m": f"{above:.3f}"})

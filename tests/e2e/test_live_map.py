@@ -122,10 +122,17 @@ def test_map003_grid_values_arrive_by_push_and_polling_leaves_them_alone(browser
     events = browser.execute_script("return window.cockpitPush.events")
     kpi_before = int(browser.find_element("id", "kpi-incidents").text.replace(",", "") or 0)
     # while the stream delivers, the page does not poll the grid values
+    # ...and its other live parts run when the stream's view events say they changed (their
+    # tick stores then hold the pushed versions, strings), not with the interval's numbers
     browser.execute_script(
-        "window.__gridPolls = 0; const f = window.fetch; window.fetch = function (u, i) {"
-        " if (String(u).includes('_dash-update-component') && i && String(i.body)"
-        ".includes('grid-values.data')) { window.__gridPolls += 1; }"
+        "window.__gridPolls = 0; window.__partTicks = [];"
+        " const f = window.fetch; window.fetch = function (u, i) {"
+        " if (String(u).includes('_dash-update-component') && i) {"
+        "  const body = JSON.parse(String(i.body));"
+        "  if (body.output.includes('grid-values.data')) { window.__gridPolls += 1; }"
+        "  (body.inputs || []).forEach(function (x) {"
+        "   if (String(x.id).startsWith('tick-')) { window.__partTicks.push([x.id, x.value]); }"
+        "  }); }"
         " return f.apply(this, arguments); };"
     )
     now_ms = int(r.time()[0]) * 1000
@@ -155,6 +162,13 @@ def test_map003_grid_values_arrive_by_push_and_polling_leaves_them_alone(browser
     )
     assert drawn
     assert browser.execute_script("return window.__gridPolls") == 0
+    ticks = wait_until(
+        lambda: (t := browser.execute_script("return window.__partTicks"))
+        and any(k == "tick-slow" for k, _v in t) and t,
+        timeout=10,
+        what="the heat and incident layers fetched after a view event",
+    )
+    assert all(isinstance(v, str) for _k, v in ticks), ticks
     # the stream is one request to this server, not one per update
     urls = [u for u in requested_urls(browser) if "/push/grids" in u]
     assert len(urls) == 1 and "metric=incidents" in urls[0]

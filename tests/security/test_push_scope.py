@@ -14,6 +14,9 @@ import flask_login
 import pytest
 
 from cockpit.aggregates import ALL
+from cockpit.alerts import store
+from cockpit.apply import HEALTH
+from cockpit.contract import GAUGES
 from cockpit.heatservice import redis_now_ms
 from cockpit.incidents import scope_grids
 from cockpit.live import metric_values
@@ -22,6 +25,7 @@ from cockpit.signin import signin_blueprint, user_loader
 from cockpit.users import add_user
 from tests.conftest import wait_until
 from tests.security.test_signin import PASSWORD, sign_in
+from tests.unit.test_alerts_store import make_alert
 from tests.unit.test_heatservice import STREET_A, STREET_B, feed, incident, street_grids
 
 LIMITS = PushLimits(interval_s=0.05, poll_s=0.02, heartbeat_s=0.3, max_age_s=20, max_streams=8)
@@ -64,23 +68,30 @@ class Events:
     def __init__(self, resp) -> None:  # type: ignore[no-untyped-def]
         self.resp = resp
         self.comments: list[str] = []
-        self.events: list[dict] = []
+        self.events: list[dict] = []  # grid events
+        self.views: list[dict] = []  # view events
         self.ids: list[str] = []
+        self.closed = False
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
 
     def _read(self) -> None:
         buffer = ""
         for chunk in self.resp.response:
+            if self.closed:
+                break  # the generator now rests at a yield, so closing it ends the stream
             buffer += chunk.decode() if isinstance(chunk, bytes) else chunk
             while "\n\n" in buffer:
                 block, buffer = buffer.split("\n\n", 1)
                 fields = [line.split(": ", 1) for line in block.split("\n") if line]
+                kind = next((value for key, value in fields if key == "event"), "")
                 for key, value in fields:
                     if key == "":
                         self.comments.append(value)
-                    elif key == "data":
+                    elif key == "data" and kind == "grids":
                         self.events.append(json.loads(value))
+                    elif key == "data" and kind == "view":
+                        self.views.append(json.loads(value))
                     elif key == "id":
                         self.ids.append(value)
 
@@ -89,7 +100,10 @@ class Events:
         return self.events[n]
 
     def close(self) -> None:
-        with contextlib.suppress(ValueError):  # the reader thread may be inside the generator
+        """End the stream now, so it reads nothing more from Redis after its test."""
+        self.closed = True
+        self._thread.join(timeout=10)  # it stops at the next event (a heartbeat at most)
+        with contextlib.suppress(ValueError):
             self.resp.close()
 
 
@@ -188,3 +202,41 @@ def test_psh007_a_stream_ends_at_its_max_age(r, loaded_city):
     resp = client.get(PUSH_PATH, buffered=False)
     body = "".join(c.decode() for c in resp.response)  # returns only because the stream ends
     assert "event: grids" in body and "event: age" in body
+
+
+def test_psh008_view_events_change_only_with_what_the_user_may_see(r, city, open_stream):
+    """The view event's alerts entry follows the open alerts of the user's scope only (an
+    alert in another street changes nothing for them); the fleet and slow entries follow the
+    feeds; the fleet badge's clock and stale times travel with it."""
+    geo, _app, a, b = city
+    add_user(r, "wang", PASSWORD, "district", geo.areas.root_id)
+    limits = PushLimits(interval_s=0.05, poll_s=0.02, heartbeat_s=0.3, max_age_s=20,
+                        slow_s=0.1)  # fmt: skip
+    app = make_app(r, geo, limits)
+    street = open_stream(client_of(app, "li.wei"))
+    city_wide = open_stream(client_of(app, "wang"))
+    wait_until(lambda: street.views and city_wide.views, timeout=10, what="first view events")
+    first = street.views[0]
+    assert set(first["v"]) == {"alerts", "fleet", "slow"}
+    assert set(first["fleet"]) == {"server_ms", "gauges", "trucks", "stale_ms"}
+    assert first["fleet"]["stale_ms"] == {"gauges": 180_000, "trucks": 120_000}
+
+    def digests(events: Events) -> list[str]:
+        seen = [v["v"]["alerts"].split(".")[0] for v in events.views]
+        return [d for k, d in enumerate(seen) if k == 0 or d != seen[k - 1]]
+
+    store.create_alert(r, make_alert("flood:psh:b", [b[0]]), geo)
+    wait_until(lambda: len(digests(city_wide)) == 2, timeout=10, what="the district sees B's")
+    store.create_alert(r, make_alert("flood:psh:a", [a[1]]), geo)
+    wait_until(lambda: len(digests(street)) >= 2, timeout=10, what="the street sees A's")
+    assert len(digests(street)) == 2  # B's alert never changed the street's entry
+    assert len(digests(city_wide)) == 3
+
+    r.hset(HEALTH, f"{GAUGES}|last_apply_ms", 1_781_000_000_123)
+    wait_until(lambda: street.views[-1]["fleet"]["gauges"] == 1_781_000_000_123, timeout=10,
+               what="the gauge feed's apply in a view event")  # fmt: skip
+    assert street.views[-1]["v"]["fleet"].startswith("1781000000123.")
+    slow = int(street.views[-1]["v"]["slow"][1:])
+    feed(r, [incident(geo, a[3], redis_now_ms(r) - 1_000, "dispute", 3)])
+    wait_until(lambda: int(street.views[-1]["v"]["slow"][1:]) > slow, timeout=10,
+               what="the slow entry moving with an applied incident")  # fmt: skip
