@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import redis
@@ -23,6 +21,7 @@ from cockpit.areastore import Geography
 from cockpit.guard import secure_callback
 from cockpit.incidents import scope_grids
 from cockpit.policy import User, authorize
+from cockpit.shared import SharedMemo
 from cockpit.webapp import request_lang, runtime
 from layers.alerts import alert_features
 
@@ -83,10 +82,9 @@ def shown_state(viewed: Viewed, now: float) -> list[tuple]:
 
 # Markers by what they show (the digest below): every viewer of one area, language and alert
 # state gets the same features, and placing 200 alerts (shapely, per alert) took tens of
-# milliseconds, which each of a hundred walls repeated after every alert change.
-_FEATURES: OrderedDict[str, list[dict]] = OrderedDict()
-_FEATURES_SIZE = 32
-_FEATURES_LOCK = threading.Lock()
+# milliseconds, which each of a hundred walls repeated after every alert change; they ask at
+# the same moment (a pushed view event), so one computes and the others wait for it.
+_FEATURES = SharedMemo(32)
 
 
 def _layer_data(user: User, hint: object, shown: object) -> tuple[dict, str]:
@@ -99,14 +97,9 @@ def _layer_data(user: User, hint: object, shown: object) -> tuple[dict, str]:
     key = digest(shown_state(viewed, now), viewed.area_id, viewed.geo.version, lang)
     if key == shown:
         raise PreventUpdate
-    with _FEATURES_LOCK:
-        features = _FEATURES.get(key)
-    if features is None:
-        features = alert_features(viewed.alerts, viewed.geo, viewed.grids, lang, now)["features"]
-        with _FEATURES_LOCK:
-            _FEATURES[key] = features
-            while len(_FEATURES) > _FEATURES_SIZE:
-                _FEATURES.popitem(last=False)
+    features = _FEATURES.get(
+        key, lambda: alert_features(viewed.alerts, viewed.geo, viewed.grids, lang, now)["features"]
+    )
     sent_ms = int(now * 1000)  # the browser counts down on the server's clock of this answer
     fresh = [{**f, "properties": {**f["properties"], "sent_ms": sent_ms}} for f in features]
     return {"type": "FeatureCollection", "features": fresh}, key

@@ -17,6 +17,7 @@ from cockpit.i18n import t
 from cockpit.incidents import scope_grids
 from cockpit.live import metric_values
 from cockpit.policy import User
+from cockpit.shared import SharedMemo
 from cockpit.webapp import request_lang, runtime
 
 SEVERITIES = ("extreme", "severe", "moderate", "minor", "info")
@@ -56,6 +57,26 @@ def refresh_wall(user: User, _alerts_tick, _slow_tick, shown):
         survey = survey_index(rt.redis).get(user.area_id, {})
     except redis.RedisError:
         raise PreventUpdate from None
+    scope = scope_grids(geo, user.area_id)
+    focus = _focus(alerts, geo, scope)
+    # every wall of one area and language shows the same: built once per process and state
+    state = (user.area_id, lang, geo.version, resolution, tuple(sorted(survey.items())),
+             tuple((a.id, a.status, a.severity, a.updated_at) for a in alerts),
+             focus and focus["id"])  # fmt: skip
+    out, key = _SHOWN.get(state, lambda: _wall_parts(alerts, geo, scope, lang, resolution,
+                                                     survey, focus))  # fmt: skip
+    if key == shown:
+        raise PreventUpdate
+    return (*out, key)
+
+
+# What walls show by their state (refresh_wall): a hundred walls of an area ask at once.
+_SHOWN = SharedMemo(16)
+
+
+def _wall_parts(alerts, geo, scope, lang, resolution, survey, focus) -> tuple[tuple, str]:  # type: ignore[no-untyped-def]
+    """The wall's tiles, ticker, resolution rate, safety-satisfaction index and focus, and
+    their digest."""
     counts = {s: 0 for s in SEVERITIES}
     for alert in alerts:
         counts[alert.severity] = counts.get(alert.severity, 0) + 1
@@ -67,7 +88,6 @@ def refresh_wall(user: User, _alerts_tick, _slow_tick, shown):
     ]
     names = geo.areas.frame["name_zh" if lang == "zh-CN" else "name_en"]
     # an alert may reach beyond the wall's area: name and frame only its grids inside
-    scope = scope_grids(geo, user.area_id)
     ticker = (
         [
             html.Span(
@@ -92,16 +112,12 @@ def refresh_wall(user: User, _alerts_tick, _slow_tick, shown):
         else t("not_enough_answers", lang)
     )
     ssi_n = f"n = {survey.get('n', 0):,} {t('answers', lang)}"
-    focus = _focus(alerts, geo, scope)
     if focus is not None:  # the wall's heading names where the alert is while it has the focus
-        focus["name"] = str(names.get(focus["grid"], ""))
+        focus = {**focus, "name": str(names.get(focus["grid"], ""))}
     res_text = f"{resolution:.1f} %" if resolution is not None else "–"
     out = (tiles, ticker, res_text, ssi_text, ssi_n, focus)
     # sent only when what the wall shows changes (it was ~8.6 KB every tick, unchanged)
-    key = digest(*out)  # components by their repr: every prop, nested
-    if key == shown:
-        raise PreventUpdate
-    return (*out, key)
+    return out, digest(*out)  # components by their repr: every prop, nested
 
 
 def _focus(alerts, geo, scope: frozenset[str]) -> dict | None:  # type: ignore[no-untyped-def]

@@ -32,7 +32,6 @@ import hashlib
 import json
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -58,6 +57,7 @@ from cockpit.live import (
     stored_snapshot,
 )
 from cockpit.policy import User
+from cockpit.shared import SharedMemo
 from layers.grids import ZERO_COLOR, scheme
 
 PUSH_PATH = "/push/grids"
@@ -156,26 +156,16 @@ class SeqWatch:
 
 
 class SharedValues:
-    """What every stream of a process needs for one sequence number, computed once: snapshots
-    (immutable per name and sequence number), their differences, and class breaks per area."""
+    """What every stream of a process needs for one sequence number, computed once (by one
+    stream, while the others woken with it wait): snapshots (immutable per name and sequence
+    number), their differences, class breaks per area, KPIs, alert digests."""
 
     def __init__(self, client: redis.Redis, size: int = 64) -> None:
         self._client = client
-        self._lock = threading.Lock()
-        self._cache: OrderedDict[tuple, object] = OrderedDict()
-        self._size = size
+        self._shared = SharedMemo(size)
 
     def _memo(self, key: tuple, make: Callable[[], object]) -> object:
-        with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
-        value = make()  # outside the lock: a slow Redis read must not stall other streams
-        with self._lock:
-            self._cache[key] = value
-            while len(self._cache) > self._size:
-                self._cache.popitem(last=False)
-        return value
+        return self._shared.get(key, make)
 
     def values(self, name: str, metric: str, category: str, seq: int) -> dict[str, float]:
         return self._memo(  # type: ignore[return-value]
@@ -187,8 +177,7 @@ class SharedValues:
 
     def known(self, name: str, seq: int) -> dict[str, float] | None:
         """The values of an earlier sequence number this process or Redis still holds."""
-        with self._lock:
-            held = self._cache.get(("values", name, seq))
+        held = self._shared.peek(("values", name, seq))
         if held is not None:
             return held  # type: ignore[return-value]
         return stored_snapshot(self._client, name, seq)
