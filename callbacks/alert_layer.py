@@ -85,6 +85,7 @@ def shown_state(viewed: Viewed, now: float) -> list[tuple]:
 # milliseconds, which each of a hundred walls repeated after every alert change; they ask at
 # the same moment (a pushed view event), so one computes and the others wait for it.
 _FEATURES = SharedMemo(32)
+_KEYS = SharedMemo(64)
 
 
 def _layer_data(user: User, hint: object, shown: object) -> tuple[dict, str]:
@@ -94,7 +95,12 @@ def _layer_data(user: User, hint: object, shown: object) -> tuple[dict, str]:
     except redis.RedisError:
         raise PreventUpdate from None  # keep the markers shown; the next tick tries again
     lang = request_lang(user)
-    key = digest(shown_state(viewed, now), viewed.area_id, viewed.geo.version, lang)
+    # escalation levels move with time: the digest is shared per second of it
+    state = (viewed.area_id, lang, viewed.geo.version, int(now),
+             tuple((a.id, a.status, a.severity, a.updated_at) for a in viewed.alerts))  # fmt: skip
+    key = _KEYS.get(
+        state, lambda: digest(shown_state(viewed, now), viewed.area_id, viewed.geo.version, lang)
+    )
     if key == shown:
         raise PreventUpdate
     features = _FEATURES.get(

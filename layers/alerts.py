@@ -9,6 +9,8 @@ put on screen with textContent only.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +19,7 @@ from dash import dcc, html
 
 from cockpit.alerts.escalation import CHAIN
 from cockpit.alerts.model import SEVERITIES, STATUSES, Alert
-from cockpit.alerts.screen import escalation, place
+from cockpit.alerts.screen import Place, escalation, place
 from cockpit.i18n import t
 
 if TYPE_CHECKING:
@@ -72,7 +74,7 @@ def alert_features(
     features = []
     sent_ms = int(now * 1000)
     for alert in alerts:
-        spot = place(alert, geo, visible_grids)
+        spot = _placed(alert, geo, visible_grids)
         if spot is None:
             continue
         esc = escalation(alert, now)
@@ -88,6 +90,30 @@ def alert_features(
             },
         })  # fmt: skip
     return {"type": "FeatureCollection", "features": features}
+
+
+# Where each alert's marker goes, by alert and what the viewer sees: with a busy feed the open
+# alerts change every second, but mostly by a few, and placing 200 (pandas and shapely per
+# alert) cost a web process about a third of a core.
+_PLACES: OrderedDict[tuple, Place | None] = OrderedDict()
+_PLACES_SIZE = 8192
+_PLACES_LOCK = threading.Lock()
+
+
+def _placed(alert: Alert, geo: Geography, visible_grids: Collection[str]) -> Place | None:
+    visible = visible_grids if isinstance(visible_grids, frozenset) else frozenset(visible_grids)
+    key = (geo.version, visible, alert.id, alert.updated_at, tuple(alert.area_grids),
+           repr(alert.geometry))  # fmt: skip
+    with _PLACES_LOCK:
+        if key in _PLACES:
+            _PLACES.move_to_end(key)
+            return _PLACES[key]
+    spot = place(alert, geo, visible)
+    with _PLACES_LOCK:
+        _PLACES[key] = spot
+        while len(_PLACES) > _PLACES_SIZE:
+            _PLACES.popitem(last=False)
+    return spot
 
 
 def severity_rows(lang: str) -> list[html.Div]:

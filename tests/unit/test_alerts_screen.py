@@ -88,3 +88,18 @@ def test_scr005_features_carry_text_fields_and_server_times(geo) -> None:
     assert props["sent_ms"] == int((T0 + 60) * 1000) and props["raised_ms"] == int(T0 * 1000)
     assert props["level"] == "grid" and props["next_level"] == "street"
     assert props["next_ms"] == int(dict(deadlines(alert))["street"] * 1000)
+
+
+def test_scr006_a_moved_alert_is_placed_again_not_where_it_was(geo) -> None:
+    """Markers are placed once per alert version and view; an alert that moves to another grid
+    (a new version) is drawn in that grid."""
+    city = scope_grids(geo, geo.areas.root_id)
+    first, second = (str(g) for g in geo.areas.grids.index[[10, 400]])
+    alert = _alert([first])
+    before = alert_features([alert], geo, city, "en", T0)["features"][0]["geometry"]
+    assert before == alert_features([alert], geo, city, "en", T0 + 1)["features"][0]["geometry"]
+    moved = Alert(**{**alert.__dict__, "area_grids": [second], "updated_at": T0 + 5})
+    after = alert_features([moved], geo, city, "en", T0 + 6)["features"][0]["geometry"]
+    lon, lat = after["coordinates"]
+    assert geo.areas.frame.geometry.loc[second].contains(Point(lon, lat))
+    assert after != before
