@@ -81,6 +81,9 @@ class PushLimits:
     slow_s: float = 2.0  # the slow parts follow the incidents at most this often...
     slow_floor_s: float = 30.0  # ...and at least this often (incidents age out of windows)
     alerts_floor_s: float = 10.0  # alerts escalate with time even when none is written
+    # a busy city changes some alert every second; a hundred walls re-reading theirs each
+    # time cost more than the server has, so the alerts' version moves at most this often
+    alerts_s: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,7 @@ class SeqWatch:
         self._changed = threading.Condition()
         self._state: Watched | None = None
         self._slow = (0, None, 0.0)  # counter, the sequence number and time it moved at
+        self._alerts = ("", 0.0)  # the alerts version passed on, and when
         self._started = False
 
     def wait_newer(self, seen: Watched | None, timeout: float) -> Watched | None:
@@ -135,10 +139,13 @@ class SeqWatch:
         if (seq != slow_seq and since >= self._limits.slow_s) or since >= self._limits.slow_floor_s:
             count, slow_seq, slow_at = count + 1, seq, now
             self._slow = (count, slow_seq, slow_at)
-        alerts = last_alert[0][0] if last_alert else b""
+        latest = last_alert[0][0] if last_alert else b""
+        latest = latest.decode() if isinstance(latest, bytes) else str(latest)
+        alerts, alerts_at = self._alerts
+        if latest != alerts and now - alerts_at >= self._limits.alerts_s:
+            alerts, alerts_at = self._alerts = (latest, now)
         return Watched(
-            seq, alerts.decode() if isinstance(alerts, bytes) else str(alerts),
-            int(gauges) if gauges else None, int(trucks) if trucks else None, count,
+            seq, alerts, int(gauges) if gauges else None, int(trucks) if trucks else None, count,
         )  # fmt: skip
 
     def _run(self) -> None:
