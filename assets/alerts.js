@@ -6,7 +6,7 @@
   "use strict";
 
   // What is on screen, for people debugging and for tests: alert id -> marker, colour drawn.
-  const state = { markers: {}, colors: {}, skew: {}, map: null, zoomed: null };
+  const state = { markers: {}, colors: {}, skew: {}, sent: {}, map: null, zoomed: null };
   // A warning triangle, bigger for worse alerts: unlike the round incident and gauge points.
   const SIZE = { extreme: 30, severe: 27, moderate: 23, minor: 20, info: 18 };
   const RANK = { extreme: 4, severe: 3, moderate: 2, minor: 1, info: 0 };
@@ -38,8 +38,12 @@
     const p = feature.properties || {};
     const color = severityColor(p.severity);
     state.colors[feature.id] = color;
-    // server clock minus browser clock, so countdowns run on the server's time
-    state.skew[feature.id] = (p.sent_ms || Date.now()) - Date.now();
+    // server clock minus browser clock, so countdowns run on the server's time; taken when
+    // the feature arrives (a delta re-creates the unchanged markers with their old sent_ms)
+    if (state.sent[feature.id] !== p.sent_ms || !(feature.id in state.skew)) {
+      state.sent[feature.id] = p.sent_ms;
+      state.skew[feature.id] = (p.sent_ms || Date.now()) - Date.now();
+    }
     const size = SIZE[p.severity] || 20;
     const icon = L.divIcon({ className: "alert-icon", html: "", iconSize: [size, size],
                              tooltipAnchor: [size / 2, -size / 4] });

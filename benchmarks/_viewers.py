@@ -18,11 +18,11 @@ from __future__ import annotations
 import http.client
 import json
 import multiprocessing as mp
-import queue
 import random
 import threading
 import time
 from http.cookies import SimpleCookie
+from queue import Empty, Queue
 from urllib.parse import urlparse
 
 import numpy as np
@@ -115,7 +115,7 @@ class PushReader:
         self.viewer, self.query, self.end = viewer, query, end
         self.events = self.bytes = self.refused = 0
         self.grid_times: list[float] = []
-        self.parts: queue.Queue = queue.Queue()
+        self.parts: Queue = Queue()
         self.answered = threading.Event()  # the server answered: a stream, or refused
         self._view: dict[str, object] = {}
         self.thread = threading.Thread(target=self._read, daemon=True)
@@ -245,7 +245,7 @@ def _run_viewers(base_url: str, token: str, templates: dict[str, str], n: int, s
         while (left := end - time.monotonic()) > 0:
             try:
                 part, version, since = reader.parts.get(timeout=left)
-            except queue.Empty:
+            except Empty:
                 break
             counts["view_changes"] += 1
             for outputs in by_part.get(part, []):

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 
 import redis
-from dash import Input, Output, State
+from dash import Input, Output, Patch, State
 from dash.exceptions import PreventUpdate
 
 from cockpit import ids
@@ -86,6 +86,7 @@ def shown_state(viewed: Viewed, now: float) -> list[tuple]:
 # the same moment (a pushed view event), so one computes and the others wait for it.
 _FEATURES = SharedMemo(32)
 _KEYS = SharedMemo(64)
+_DELTAS = SharedMemo(64)
 
 
 def _layer_data(user: User, hint: object, shown: object) -> tuple[dict, str]:
@@ -107,8 +108,40 @@ def _layer_data(user: User, hint: object, shown: object) -> tuple[dict, str]:
         key, lambda: alert_features(viewed.alerts, viewed.geo, viewed.grids, lang, now)["features"]
     )
     sent_ms = int(now * 1000)  # the browser counts down on the server's clock of this answer
-    fresh = [{**f, "properties": {**f["properties"], "sent_ms": sent_ms}} for f in features]
-    return {"type": "FeatureCollection", "features": fresh}, key
+    old = _FEATURES.peek(shown) if isinstance(shown, str) else None
+    if old is None:  # a first answer, or what the browser shows is no longer known here
+        fresh = [_sent(f, sent_ms) for f in features]
+        return {"type": "FeatureCollection", "features": fresh}, key
+    # the markers that changed, not all 200 again (~80 KB to each wall after every change)
+    gone, added = _DELTAS.get((shown, key), lambda: marker_delta(old, features))  # type: ignore[arg-type]
+    patch = Patch()
+    for index in gone:
+        del patch["features"][index]
+    patch["features"].extend([_sent(f, sent_ms) for f in added])
+    return patch, key
+
+
+def _sent(feature: dict, sent_ms: int) -> dict:
+    return {**feature, "properties": {**feature["properties"], "sent_ms": sent_ms}}
+
+
+def marker_delta(old: list[dict], new: list[dict]) -> tuple[list[int], list[dict]]:
+    """How the browser's markers ``old`` become ``new``: the indexes to delete (highest first,
+    so each index holds while applied in order) and the features to append. A marker whose
+    properties or place changed is deleted and appended again; the order of markers does not
+    matter (severity sets which is drawn on top)."""
+    wanted = {f["id"]: f for f in new}
+    kept = {f["id"] for f in old if _same(f, wanted.get(f["id"]))}
+    gone = [k for k in range(len(old) - 1, -1, -1) if old[k]["id"] not in kept]
+    return gone, [f for f in new if f["id"] not in kept]
+
+
+def _same(a: dict, b: dict | None) -> bool:
+    if b is None or a["geometry"] != b["geometry"]:
+        return False
+    return {k: v for k, v in a["properties"].items() if k != "sent_ms"} == {
+        k: v for k, v in b["properties"].items() if k != "sent_ms"
+    }
 
 
 @secure_callback(

@@ -103,3 +103,28 @@ def test_scr006_a_moved_alert_is_placed_again_not_where_it_was(geo) -> None:
     lon, lat = after["coordinates"]
     assert geo.areas.frame.geometry.loc[second].contains(Point(lon, lat))
     assert after != before
+
+
+def test_scr007_a_marker_delta_applied_in_order_gives_the_new_markers(geo) -> None:
+    """The alert layer sends what changed: deleting the given indexes one after the other and
+    appending the rest turns the browser's markers into the new ones, whatever changed."""
+    from callbacks.alert_layer import marker_delta
+
+    city = scope_grids(geo, geo.areas.root_id)
+    grids = [str(g) for g in geo.areas.grids.index[:12]]
+    alerts = [_alert([g], severity="moderate") for g in grids[:8]]
+    old = alert_features(alerts, geo, city, "en", T0)["features"]
+    worse = Alert(**{**alerts[2].__dict__, "severity": "extreme", "updated_at": T0 + 9})
+    now = [alerts[0], worse, *alerts[3:6], *(_alert([g]) for g in grids[8:])]  # 1, 6, 7 gone
+    new = alert_features(now, geo, city, "en", T0 + 10)["features"]
+    gone, added = marker_delta(old, new)
+    shown = list(old)
+    for index in gone:
+        del shown[index]
+    shown += added
+    strip = lambda fs: sorted(  # noqa: E731
+        (f["id"], f["properties"]["severity"], str(f["geometry"])) for f in fs
+    )
+    assert strip(shown) == strip(new)
+    assert len(added) == 1 + 4  # the escalated one and the four new; unchanged ones stay
+    assert marker_delta(new, new) == ([], [])
