@@ -42,7 +42,9 @@ class Settings:
     demo_seed: int = 7
     refresh_ms: int = 1000
     push: str = "sse"  # grid values: "sse" pushes changes as they happen; "poll" every refresh_ms
-    web_threads: int = 64  # per web process; each live push stream holds one
+    # per web process; each live push stream holds one (waiting, it costs no CPU): gunicorn
+    # does not spread streams evenly, and with 64 a 100-viewer run saw up to 14 refused
+    web_threads: int = 128
     stale_after_s: int | None = None  # None: each feed's own (FEED_STALE_S)
     secure_cookies: bool = False  # set behind TLS: cookies then travel over https only
     secret_defaulted: bool = True  # no key was configured: a random one is in use

@@ -84,7 +84,7 @@ def test_set007_stale_after_sets_every_feed_badge():
 
 def test_set008_push_mode_and_web_threads():
     default = Settings.from_env({})
-    assert default.push == "sse" and default.web_threads == 64 and default.push_streams == 56
+    assert default.push == "sse" and default.web_threads == 128 and default.push_streams == 120
     polled = Settings.from_env({"COCKPIT_PUSH": "poll", "COCKPIT_WEB_THREADS": "16"})
     assert polled.push == "poll" and polled.push_streams == 8
     refused = "COCKPIT_PUSH='websocket' is not supported; use one of: sse, poll"
