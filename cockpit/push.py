@@ -174,6 +174,10 @@ class SharedValues:
     def _memo(self, key: tuple, make: Callable[[], object]) -> object:
         return self._shared.get(key, make)
 
+    def event(self, key: tuple, make: Callable[[], str]) -> str:
+        """A grid event's text, by stream name, area and the sequence numbers it spans."""
+        return self._memo(("event", *key), make)  # type: ignore[return-value]
+
     def values(self, name: str, metric: str, category: str, seq: int) -> dict[str, float]:
         return self._memo(  # type: ignore[return-value]
             ("values", name, seq),
@@ -364,6 +368,12 @@ class GridStream:
         return f"event: view\ndata: {data}\n\n"
 
     def event(self, seen: int | None, seq: int) -> str:
+        # the walls of one area woken by one sequence number send the same event: written once
+        return self.values.event(
+            (self.name, self.area, seen, seq), lambda: self._event_text(seen, seq)
+        )
+
+    def _event_text(self, seen: int | None, seq: int) -> str:
         current = self.values.values(self.name, self.metric, self.category, seq)
         old = self.values.known(self.name, seen) if seen is not None else None
         breaks, colors = self.values.breaks(self.name, self.fmt, seq, self.area, self.grids,
