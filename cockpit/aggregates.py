@@ -106,6 +106,8 @@ local function minus(bucket)
   end
   return args
 end
+-- a store the windows were rolled in before: it may hold hours written before folding
+local rolled_before = redis.call('EXISTS', prefix .. 'w:' .. ARGV[i] .. ':rolled') == 1
 local rolled_total = 0
 for w = 1, nwin do
   local name, minutes = ARGV[i], tonumber(ARGV[i + 1]); i = i + 2
@@ -137,7 +139,9 @@ local minute_ttl, hour_ttl = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
 local fold_key = prefix .. 'h:folded'
 local f = tonumber(redis.call('GET', fold_key) or '')
 if not f then
-  f = now_min + fold_ahead  -- see FOLD_AHEAD_MIN
+  -- an older store: its hours hold every minute written so far (see FOLD_AHEAD_MIN); a new
+  -- one holds nothing, and folding starts where it will run from now on
+  f = rolled_before and now_min + fold_ahead or now_min - fold_lag
 else
   local upto = math.min(now_min - fold_lag, f + 1440)
   while f < upto do

@@ -74,9 +74,10 @@ FOLD_MARK = INC_PREFIX + "h:folded"  # the last minute folded into the hour buck
 # A minute is folded this long after it ends: live reports arrive within seconds, so nearly
 # every count lands after the mark and is written once (a count before it is written twice).
 FOLD_LAG_MIN = 10
-# A missing mark starts this far past the current minute: past every minute a report can
-# carry (ts up to 5 min ahead, contract.MAX_FUTURE_MS), so buckets written before folding
-# existed (hours written directly) are never folded again.
+# In a store written before folding existed (its windows were rolled before), a missing mark
+# starts this far past the current minute: past every minute a report can carry (ts up to
+# 5 min ahead, contract.MAX_FUTURE_MS), so its hours, written directly, are never folded
+# again. A new store starts FOLD_LAG_MIN back (the roll runs before the first batch).
 FOLD_AHEAD_MIN = 6
 DEADLETTER_MAXLEN = 1_000_000
 

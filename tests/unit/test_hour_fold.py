@@ -10,7 +10,7 @@ import numpy as np
 import redis
 
 from cockpit.aggregates import IncidentAggregates, hour_buckets, hour_counts
-from cockpit.apply import FOLD_AHEAD_MIN, FOLD_MARK, INC_PREFIX, MINUTE_TTL_S
+from cockpit.apply import FOLD_AHEAD_MIN, FOLD_LAG_MIN, FOLD_MARK, INC_PREFIX, MINUTE_TTL_S
 from cockpit.contract import INCIDENTS
 from cockpit.worker import Worker
 from tests.unit.test_worker_counts import _drain, _points_in
@@ -102,6 +102,7 @@ def test_hrf002_a_missing_mark_never_folds_hours_written_directly(r, loaded_city
     hour = now_min // 60
     r.hset(f"{INC_PREFIX}h:{hour}:all", "wx", 7)
     r.hset(f"{INC_PREFIX}m:{now_min}:all", "wx", 7)
+    r.set(f"{INC_PREFIX}w:5m:rolled", now_min - 5)  # the windows were rolled before
     IncidentAggregates(r).roll_windows()
     assert int(r.get(FOLD_MARK)) == now_min + FOLD_AHEAD_MIN
     IncidentAggregates(r).roll_windows()
@@ -125,3 +126,10 @@ def test_hrf003_the_leader_trend_counts_unfolded_minutes(r, loaded_city):
     assert not r.exists(f"{INC_PREFIX}h:{now_s // 3600}:all")  # nothing folded yet
     series = incident_series(r, [root], RANGES["7d"], now_s * 1000)
     assert int(series[-1, 0]) == truth[(now_s // 3600, "all", root)] == 300
+
+
+def test_hrf004_a_new_store_folds_from_the_start(r, loaded_city):
+    """With nothing rolled before, the mark starts FOLD_LAG_MIN back, as it will run."""
+    now_min = int(r.time()[0]) // 60
+    IncidentAggregates(r).roll_windows()
+    assert now_min - FOLD_LAG_MIN <= int(r.get(FOLD_MARK)) <= now_min + 1 - FOLD_LAG_MIN
