@@ -1,12 +1,20 @@
 """One atomic step per batch: check, acknowledge, dead-letter and apply.
 
 The Lua script first checks that every entry of the batch is still pending for this consumer
-(one XPENDING over the batch's id range) and that every incident state it will overwrite still
-holds what the worker read. If any check fails nothing is written and the caller retries with
-what it learns. Otherwise it
+and that every incident state it will overwrite still holds what the worker read. If any
+check fails nothing is written and the caller retries with what it learns. Otherwise it
 acknowledges the entries, appends the dead letters and applies the operations, all in one
 script, so an entry is applied exactly once however often it is delivered: a redelivered entry
 is either not yet applied (still pending) or already applied (acknowledged, so skipped).
+
+The worker reads each batch under a consumer name of its own (``worker/seq``, see
+cockpit/worker.py), so that name's pending list is the batch minus what others claimed from
+it: the script compares the name's pending count (XPENDING's summary, one line per consumer)
+with the batch's size, and deletes the name once the batch is acknowledged. Only when they
+differ, or for a batch under a shared name (claimed entries, one isolated entry), does it
+read the whole pending list (XPENDING's extended form) to name the entries that went:
+turning 20,000 entries of that list into Lua values cost 1.4 µs per event, as much as the
+rest of the check and acknowledgement together.
 
 Operations (built by :class:`Batch`):
   H key field delta            HINCRBY
@@ -87,7 +95,8 @@ local A = cmsgpack.unpack(ARGV[1])
 local group, health, rate_prefix, dl_maxlen = A[1], A[2], A[3], A[4]
 local prefix, minute_ttl, hour_ttl = A[5], tonumber(A[6]), tonumber(A[7])
 local consumer, slot_token, fold_ahead = A[8], A[9], tonumber(A[10])
-local i = 11
+local own = A[11] == 1  -- the consumer name is this batch's alone (see the docstring)
+local i = 12
 local nwin = tonumber(A[i]); i = i + 1
 local wins = {}
 for w = 1, nwin do wins[w] = {A[i], tonumber(A[i + 1])}; i = i + 2 end
@@ -109,9 +118,18 @@ end
 
 -- 1. checks, before any write. Our own pending entries, in one read-only call: an entry of
 -- the batch missing from them was acknowledged (applied) or claimed by another consumer.
--- (A consumer's pending list is normally just the batch it is applying.)
+-- Under the batch's own name, a pending count equal to the batch's size says all are there.
 local gone = {}
-if nids > 0 then
+local whole = false  -- every entry still pending under the batch's own name
+if own and nids > 0 then
+  local summary = redis.call('XPENDING', stream, group)
+  if type(summary[4]) == 'table' then
+    for _, c in ipairs(summary[4]) do
+      if c[1] == consumer then whole = tonumber(c[2]) == nids end
+    end
+  end
+end
+if nids > 0 and not whole then
   local pending = redis.call('XPENDING', stream, group, '-', '+', 2147483647, consumer)
   local mine = {}
   for _, p in ipairs(pending) do mine[p[1]] = true end
@@ -154,6 +172,8 @@ if #stale > 0 then return {2, stale} end
 for k = first_id, first_id + nids - 1, 500 do
   redis.call('XACK', stream, group, unpack(A, k, math.min(k + 499, first_id + nids - 1)))
 end
+-- the batch's own name holds nothing now: drop it, so names do not pile up in the group
+if whole then redis.call('XGROUP', 'DELCONSUMER', stream, group, consumer) end
 for _, sh in ipairs(shards) do
   for k = sh.first, sh.first + 2 * sh.n_new - 1, 2000 do
     redis.call('HSET', sh.key, unpack(A, k, math.min(k + 1999, sh.first + 2 * sh.n_new - 1)))
@@ -454,12 +474,16 @@ class Applier:
         self._client = client
         self._script = client.register_script(_SCRIPT)
 
-    def apply(self, stream: str, group: str, consumer: str, batch: Batch) -> None:
+    def apply(
+        self, stream: str, group: str, consumer: str, batch: Batch, own: bool = False
+    ) -> None:
         """Apply ``batch`` atomically, or raise :class:`Conflict` having written nothing.
-        Only entries pending for ``consumer`` are applied (claimed ones belong to the claimer)."""
+        Only entries pending for ``consumer`` are applied (claimed ones belong to the claimer).
+        ``own``: nothing but this batch's entries was ever delivered to ``consumer`` (a name
+        per batch read), so its pending count can stand for its pending list."""
         args: list[object] = [
             group, HEALTH, HEALTH_RATE, DEADLETTER_MAXLEN, INC_PREFIX, MINUTE_TTL_S, HOUR_TTL_S,
-            consumer, batch.slot_token, FOLD_AHEAD_MIN, len(WINDOWS),
+            consumer, batch.slot_token, FOLD_AHEAD_MIN, 1 if own else 0, len(WINDOWS),
         ]  # fmt: skip
         for name, minutes in WINDOWS.items():
             args += [name, minutes]
