@@ -26,11 +26,9 @@ Operations (built by :class:`Batch`):
                                incident counts of one minute: into its minute bucket, and
                                into its hour bucket too only if that minute is already folded
                                (see below)
-  W mask label n o1 ... on d1 ... dn
-                               window counts: ``INCRBY i32 o delta`` (o = "#slot") for each of
-                               n areas on the window arrays of ``label`` whose bits are set in
-                               ``mask``
-  D key n o1 ... on d1 ... dn  the same on one counter array (cockpit/counters.py)
+  W mask label n a1 ... a4n    window counts: BITFIELD arguments (INCRBY i32 #slot delta) for
+                               the window arrays of ``label`` whose bits are set in ``mask``
+  D key n a1 ... a4n           BITFIELD on one counter array (cockpit/counters.py)
   L key field ts value         latest value if newer than the stored one (stored "ts|value")
   Z key min_score keep n s1 m1 ...
                                ZADD n members, drop those under min_score, keep the last `keep`
@@ -45,12 +43,10 @@ a microsecond each, a fifth of the worker's time. Binary values (the heatmap's p
 cmsgpack has no bin type) follow as extra arguments and the batch names them by position.
 Bucket counts arrive summed per key and field by the worker and are written with one HMGET
 and one HSET per 1,000 fields (single increments, H, are summed in the script first), instead
-of one HINCRBY call each. Counter arrays (windows, open counts) get BITFIELD commands of a
-thousand areas each, built by the script from the offsets and deltas the worker sends (two
-values per area, not BITFIELD's four: at 50,000 grids those arguments were 70 % of a batch).
-The batch names the slot registry and the window watermarks it was prepared with; if Redis
-no longer holds that registry (code 3) or a window has rolled since (code 4), nothing is
-written and the worker prepares again.
+of one HINCRBY call each. Counter arrays (windows, open counts) take the worker's BITFIELD
+arguments as they are, a thousand areas per command. The batch names the slot registry and
+the window watermarks it was prepared with; if Redis no longer holds that registry (code 3)
+or a window has rolled since (code 4), nothing is written and the worker prepares again.
 Counts reach redis.call as strings: Redis formats every Lua number with "%.17g".
 
 Hour buckets are folded from minute buckets (cockpit/aggregates.py, ``_ROLL``): a minute's
@@ -213,7 +209,7 @@ end
 -- A number passed to redis.call is formatted with "%.17g" (a tenth of Redis's time when
 -- every count went that way): counts go as strings, small ones from a table.
 local small = {}
-for v = -255, 255 do small[v] = tostring(v) end
+for v = 0, 255 do small[v] = tostring(v) end
 local function int_str(v)
   return small[v] or string.format('%d', v)
 end
@@ -245,21 +241,10 @@ local function add_counts(key, at, n)
     redis.call('HSET', key, unpack(args))
   end
 end
--- BITFIELD arguments INCRBY i32 o d for n offsets A[at..] and their deltas A[at + n..]:
--- built here rather than sent, so a batch carries two values per area instead of four
-local function incr_args(at, n)
-  local args = {}
-  for k = 0, n - 1 do
-    local b = 4 * k
-    args[b + 1] = 'INCRBY'; args[b + 2] = 'i32'; args[b + 3] = A[at + k]
-    args[b + 4] = int_str(A[at + n + k])
-  end
-  return args
-end
--- BITFIELD with those arguments, a thousand operations per command
-local function bitfield(key, args)
-  for k = 1, #args, 4000 do
-    redis.call('BITFIELD', key, unpack(args, k, math.min(k + 3999, #args)))
+-- n BITFIELD operations (4 arguments each) from A[at] on, a thousand per command
+local function bitfield(key, at, n)
+  for k = at, at + 4 * n - 1, 4000 do
+    redis.call('BITFIELD', key, unpack(A, k, math.min(k + 3999, at + 4 * n - 1)))
   end
 end
 local nops = tonumber(A[i]); i = i + 1
@@ -302,17 +287,16 @@ for _ = 1, nops do
     -- n BITFIELD operations for the window arrays
     local mask, cat, n = tonumber(A[i + 1]), A[i + 2], tonumber(A[i + 3])
     i = i + 4
-    local args = incr_args(i, n)
     for w = 1, nwin do
       if math.floor(mask / 2 ^ (w - 1)) % 2 == 1 then
-        bitfield(prefix .. 'wa:' .. wins[w][1] .. ':' .. cat, args)
+        bitfield(prefix .. 'wa:' .. wins[w][1] .. ':' .. cat, i, n)
       end
     end
-    i = i + 2 * n
+    i = i + 4 * n
   elseif op == 'D' then
     local n = tonumber(A[i + 2])
-    bitfield(A[i + 1], incr_args(i + 3, n))
-    i = i + 3 + 2 * n
+    bitfield(A[i + 1], i + 3, n)
+    i = i + 3 + 4 * n
   elseif op == 'L' then
     local key, fld, ts = A[i + 1], A[i + 2], tonumber(A[i + 3])
     local cur = redis.call('HGET', key, fld)
@@ -450,22 +434,18 @@ class Batch:
         self.ops += deltas
         self.n_ops += 1
 
-    def window_counts(
-        self, mask: int, label: str, offsets: list[str], deltas: list[int]
-    ) -> None:
-        """Add ``deltas`` at ``offsets`` ("#slot", :meth:`cockpit.counters.Slots.offsets_of`)
-        of the window arrays of ``label`` whose bit is set in ``mask`` (bit k: the k-th of
-        :data:`WINDOWS`), as split by :attr:`window_marks`."""
-        self.ops += ["W", mask, label, len(offsets)]
-        self.ops += offsets
-        self.ops += deltas
+    def window_counts(self, mask: int, label: str, args: list[object]) -> None:
+        """BITFIELD ``args`` (:meth:`cockpit.counters.Slots.incr_args`) on the window arrays
+        of ``label`` whose bit is set in ``mask`` (bit k: the k-th of :data:`WINDOWS`), as
+        split by :attr:`window_marks`."""
+        self.ops += ["W", mask, label, len(args) // 4]
+        self.ops += args
         self.n_ops += 1
 
-    def counter_incr(self, key: str, offsets: list[str], deltas: list[int]) -> None:
-        """Add ``deltas`` at ``offsets`` ("#slot") of the counter array ``key``."""
-        self.ops += ["D", key, len(offsets)]
-        self.ops += offsets
-        self.ops += deltas
+    def counter_incr(self, key: str, args: list[object]) -> None:
+        """BITFIELD ``args`` (``INCRBY i32 #slot delta`` each) on the counter array ``key``."""
+        self.ops += ["D", key, len(args) // 4]
+        self.ops += args
         self.n_ops += 1
 
     def latest(self, key: str, field_: str, ts_ms: int, value: str) -> None:

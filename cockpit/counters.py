@@ -77,10 +77,16 @@ class Slots:
     slots: np.ndarray  # int64, one per area id asked for
     offsets: np.ndarray  # object: "#slot", BITFIELD's offset argument, one per area id
 
-    def offsets_of(self, index: np.ndarray) -> list[str]:
-        """BITFIELD's offset argument ("#slot") of the areas at ``index`` (positions in the
-        list the slots were asked for)."""
-        return self.offsets[index].tolist()
+    def incr_args(self, index: np.ndarray, deltas: Sequence[int]) -> list[object]:
+        """``INCRBY i32 #slot delta`` for the areas at ``index`` (positions in the list the
+        slots were asked for): the arguments of one BITFIELD command."""
+        n = len(deltas)
+        args: list[object] = [None] * (4 * n)
+        args[0::4] = ["INCRBY"] * n
+        args[1::4] = ["i32"] * n
+        args[2::4] = self.offsets[index].tolist()
+        args[3::4] = list(map(str, deltas))  # as text: Redis formats Lua numbers slowly
+        return args
 
 
 def assign_slots(client: redis.Redis, area_ids: Sequence[str]) -> Slots:

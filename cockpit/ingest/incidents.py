@@ -194,7 +194,7 @@ def _counts(  # type: ignore[no-untyped-def]
         mask |= (minute > int(mark)).astype(np.int64) << w
     for bits, lab, area, totals in per(mask):
         if bits:
-            batch.window_counts(bits, lab, slots.offsets_of(area), totals.tolist())
+            batch.window_counts(bits, lab, slots.incr_args(area, totals.tolist()))
 
 
 def _count_new(batch: Batch, geo: Geography, slots: Slots, checked, pos, rows, now_ms: int) -> None:  # type: ignore[no-untyped-def]
@@ -254,4 +254,4 @@ def _count_updates(batch: Batch, geo: Geography, slots: Slots, checked, updates)
 
 def _open_deltas(batch: Batch, codes, slots: Slots, grid_pos, cat, delta) -> None:  # type: ignore[no-untyped-def]
     for _b, label, area, totals in rollup_codes(codes, grid_pos, cat, CATEGORIES, weight=delta):
-        batch.counter_incr(open_key(label), slots.offsets_of(area), totals.tolist())
+        batch.counter_incr(open_key(label), slots.incr_args(area, totals.tolist()))
