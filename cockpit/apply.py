@@ -7,7 +7,7 @@ acknowledges the entries, appends the dead letters and applies the operations, a
 script, so an entry is applied exactly once however often it is delivered: a redelivered entry
 is either not yet applied (still pending) or already applied (acknowledged, so skipped).
 
-The worker reads each batch under a consumer name of its own (``worker/seq``, see
+The worker reads each batch under a consumer name of its own (``worker/token/seq``, see
 cockpit/worker.py), so that name's pending list is the batch minus what others claimed from
 it: the script compares the name's pending count (XPENDING's summary, one line per consumer)
 with the batch's size, and deletes the name once the batch is acknowledged. Only when they

@@ -111,6 +111,9 @@ class Worker(StreamConsumer):
         self._geo: Geography | None = None
         self._last = {"roll": 0.0, "claim": 0.0, "trim": 0.0}
         self._reads = 0  # batch reads so far: each is made under a name of its own
+        # ... unique to this process even if another runs under the same name: the apply
+        # script trusts a name's pending count only if no one else reads under it
+        self._read_prefix = f"{self.name}/{uuid.uuid4().hex[:12]}"
         self._drop_if_empty = client.register_script(_DROP_IF_EMPTY)
 
     # -- the loop -----------------------------------------------------------------------
@@ -159,7 +162,7 @@ class Worker(StreamConsumer):
         # the group of every stream read, so it is removed where it got nothing; the apply
         # script removes it where it did, once its entries are acknowledged.
         self._reads += 1
-        consumer = f"{self.name}/{self._reads}"
+        consumer = f"{self._read_prefix}/{self._reads}"
         resp = self.read_new(self.reader, self.batch_size, self.block_ms, consumer)
         self._drop_if_empty(keys=list(self.streams), args=[GROUP, consumer])
         total = 0

@@ -78,3 +78,25 @@ def test_bnm003_a_name_holding_more_than_the_batch_is_checked_entry_by_entry(r, 
     worker.process(INCIDENTS, entries[3:], "w/2", own=True)
     assert r.xinfo_consumers(INCIDENTS, GROUP) == []
     assert IncidentAggregates(r).window_counts("1h")[loaded_city.areas.root_id] == 5
+
+
+def test_bnm004_two_processes_under_one_name_never_share_a_read_name(r, loaded_city):
+    """A name's pending count stands for its list only if no one else reads under it."""
+    _feed(r, loaded_city, 40, seed=4)
+    one, two = (Worker(r, name="same", batch_size=10, block_ms=10) for _ in range(2))
+    one.ensure_groups()
+    seen: set[str] = set()
+    for worker in (one, two):
+        worker.reader.xreadgroup = _spy(worker.reader.xreadgroup, seen)
+    for worker in (one, two, one, two):
+        worker.step()
+    assert len(seen) == 4 and all(n.startswith("same/") for n in seen)
+    assert IncidentAggregates(r).window_counts("1h")[loaded_city.areas.root_id] == 40
+
+
+def _spy(read, seen: set):  # type: ignore[no-untyped-def]
+    def wrapped(group, consumer, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.add(consumer)
+        return read(group, consumer, *args, **kwargs)
+
+    return wrapped
