@@ -1,6 +1,8 @@
 """One in-process worker on a fresh embedded Redis, with Redis's own account of the work: events/s,
 worker and Redis CPU µs per event, and `INFO commandstats` time per event for each command
-(reset just before the worker starts). Prints one JSON line. See BENCHMARKS.md, "Worker ingest".
+(reset just before the worker starts); and the raw XRANGE read rate of the same run (as
+`cockpit bench ingest` measures it) with the worker's ratio to it. Prints one JSON line. See
+BENCHMARKS.md, "Worker ingest".
 
 To compare two versions of the code, run it from an export of each, alternately, e.g.
     git archive main | tar -x -C /tmp/base
@@ -34,6 +36,7 @@ try:
     geo = Geography(areas)
     now_ms = int(time.time() * 1000)
     bench.write(client, bench.feed(geo, args.events, seed=args.grids, now_ms=now_ms))
+    xrange = bench.raw_xrange_rate(client, args.events)
     client.config_resetstat()
     load_start = os.getloadavg()[0]
     rate, _worker, per_event = bench.worker_rate(client, args.events, args.batch)
@@ -44,7 +47,9 @@ try:
         if v["usec"] / args.events >= 0.05
     }
     print(json.dumps({
-        "grids": len(areas.grids), "events": args.events, "events_per_s": round(rate), **per_event,
+        "grids": len(areas.grids), "events": args.events, "events_per_s": round(rate),
+        "raw_xrange_per_s": round(xrange), "ratio_worker_to_xrange": round(rate / xrange, 3),
+        **per_event,
         "redis_used_memory_mb": round(client.info("memory")["used_memory"] / 2**20, 1),
         "load_average_1m_start_end": [round(load_start, 2), round(os.getloadavg()[0], 2)],
         "command_us_per_event": dict(sorted(commands.items(), key=lambda kv: -kv[1])),

@@ -4,8 +4,12 @@ Incident counts (``{c}`` is a category id, ``all``, or ``st:{status}``). Buckets
 whose fields are area ids of every level, so a street's count is one HGET; windows and open
 counts are counter arrays (cockpit/counters.py: a 32-bit integer per area slot, read with
 :func:`cockpit.counters.read_counters`):
-  cockpit:agg:inc:m:{minute}:{c}   HASH  per-minute bucket, kept 26 h (trends per minute, 24 h)
-  cockpit:agg:inc:h:{hour}:{c}     HASH  per-hour bucket, kept 91 days (trends per hour, 90 d)
+  cockpit:agg:inc:m:{minute}:{c}   HASH  per-minute bucket, kept 26 h after it is folded
+                                         (trends per minute, 24 h)
+  cockpit:agg:inc:h:{hour}:{c}     HASH  per-hour bucket, kept 91 days (trends per hour, 90 d):
+                                         the minutes of that hour up to the fold mark
+  cockpit:agg:inc:h:folded         last minute whose bucket was added to its hour bucket; read
+                                   an hour with :func:`hour_counts` (cockpit/apply.py says why)
   cockpit:agg:inc:wa:{window}:{c}  ARRAY sliding window (5m, 1h, 24h) = sum of its minute buckets
   cockpit:agg:inc:w:{window}:rolled      last minute already subtracted from that window
   cockpit:agg:inc:oa:{c}           ARRAY incidents open now (new, dispatched, handling)
@@ -31,12 +35,22 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 import numpy as np
 import redis
 
-from cockpit.apply import HEALTH, INC_PREFIX, WINDOWS
+from cockpit.apply import (
+    FOLD_AHEAD_MIN,
+    FOLD_LAG_MIN,
+    FOLD_MARK,
+    HEALTH,
+    HOUR_TTL_S,
+    INC_PREFIX,
+    MINUTE_TTL_S,
+    WINDOWS,
+)
 from cockpit.contract import CATEGORIES, STATUSES
 from cockpit.counters import SLOT, SLOTS_LUA, read_counters
 
@@ -64,6 +78,8 @@ OPEN_ARRAY = "oa:"  # + "{c}"
 
 _ROLL = f"""
 -- Subtract minute buckets that fell out of each window; idempotent through the watermark.
+-- Then fold minute buckets into their hour buckets (cockpit/apply.py), idempotent through
+-- the fold mark.
 local prefix = ARGV[1]
 local t = redis.call('TIME')
 local now_min = math.floor(tonumber(t[1]) / 60)
@@ -90,6 +106,8 @@ local function minus(bucket)
   end
   return args
 end
+-- a store the windows were rolled in before: it may hold hours written before folding
+local rolled_before = redis.call('EXISTS', prefix .. 'w:' .. ARGV[i] .. ':rolled') == 1
 local rolled_total = 0
 for w = 1, nwin do
   local name, minutes = ARGV[i], tonumber(ARGV[i + 1]); i = i + 2
@@ -114,6 +132,46 @@ for w = 1, nwin do
   end
   redis.call('SET', rkey, r)
 end
+-- fold: each minute once, fold_lag minutes after it, at most a day of minutes per call (after
+-- a long outage the rest follows in the next calls); the sum an hour reads as stays the same
+local fold_lag, fold_ahead = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
+local minute_ttl, hour_ttl = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+local fold_key = prefix .. 'h:folded'
+local f = tonumber(redis.call('GET', fold_key) or '')
+if not f then
+  -- an older store: its hours hold every minute written so far (see FOLD_AHEAD_MIN); a new
+  -- one holds nothing, and folding starts where it will run from now on
+  f = rolled_before and now_min + fold_ahead or now_min - fold_lag
+else
+  local upto = math.min(now_min - fold_lag, f + 1440)
+  while f < upto do
+    f = f + 1
+    local h = math.floor(f / 60)
+    for c = 1, ncat do
+      local mkey = prefix .. 'm:' .. f .. ':' .. cats[c]
+      local bucket = redis.call('HGETALL', mkey)
+      if #bucket > 0 then
+        local hkey = prefix .. 'h:' .. h .. ':' .. cats[c]
+        for k = 1, #bucket, 2000 do
+          local last = math.min(k + 1999, #bucket)
+          local fields = {{}}
+          for j = k, last, 2 do fields[#fields + 1] = bucket[j] end
+          local cur = redis.call('HMGET', hkey, unpack(fields))
+          local args = {{}}
+          for j = 1, #fields do
+            args[2 * j - 1] = fields[j]
+            args[2 * j] = tostring((tonumber(cur[j]) or 0) + tonumber(bucket[k + 2 * j - 1]))
+          end
+          redis.call('HSET', hkey, unpack(args))
+        end
+        -- an expiry already past deletes the key: counts older than the retention go
+        redis.call('EXPIREAT', hkey, tostring((h + 1) * 3600 + hour_ttl))
+        redis.call('EXPIREAT', mkey, tostring((f + 1) * 60 + minute_ttl))
+      end
+    end
+  end
+end
+redis.call('SET', fold_key, f)
 if rolled_total > 0 then redis.call('INCR', 'cockpit:seq') end
 return rolled_total
 """
@@ -254,9 +312,15 @@ class IncidentAggregates:
 
     def roll_windows(self) -> int:
         """Expire minute buckets from the sliding windows; cheap to call every second."""
+        return self.roll(FOLD_LAG_MIN)
+
+    def roll(self, fold_lag_min: int) -> int:
+        """:meth:`roll_windows`, folding minutes up to ``fold_lag_min`` minutes ago (tests
+        fold earlier than the worker does). Returns how many minutes the windows rolled."""
         args: list[object] = [INC_PREFIX, len(WINDOW_KEYS), *WINDOW_KEYS, len(WINDOWS)]
         for name, minutes in WINDOWS.items():
             args += [name, minutes]
+        args += [fold_lag_min, FOLD_AHEAD_MIN, MINUTE_TTL_S, HOUR_TTL_S]
         return int(self._roll(args=args))
 
     def window_marks(self) -> list[str]:
@@ -295,6 +359,8 @@ class IncidentAggregates:
     ) -> list[int]:
         """Counts of one area per minute (``unit="m"``) or hour (``"h"``) from start to end
         (inclusive, in minutes or hours since the epoch)."""
+        if unit == "h":
+            return hour_counts(self.r, [category], start, end, [area])[0, :, 0].tolist()
         with self.r.pipeline(transaction=False) as pipe:
             for b in range(start, end + 1):
                 pipe.hget(f"{INC_PREFIX}{unit}:{b}:{category}", area)
@@ -307,6 +373,73 @@ class IncidentAggregates:
     def health(self) -> dict[str, int]:
         raw = self.r.hgetall(HEALTH)
         return {k.decode(): int(v) for k, v in raw.items()}
+
+
+def _read_hours(
+    client: redis.Redis, labels: Sequence[str], first: int, last: int, fields: Sequence[str] | None
+) -> tuple[list[list[Any]], list[list[list[Any]]]]:
+    """For hours ``first``..``last`` and each label: the hour bucket's reply, and the replies
+    of that hour's minute buckets after the fold mark; HMGET of ``fields``, or HGETALL when
+    None. Read in one MULTI with the mark, so a fold cannot fall between them."""
+    for _attempt in range(5):
+        mark = client.get(FOLD_MARK)
+        # a missing mark: nothing folded yet, every count is in its hour bucket (apply.py)
+        tail = range(max(int(mark) + 1, 60 * first), 60 * last + 60) if mark else range(0)
+        with client.pipeline(transaction=True) as pipe:
+            pipe.get(FOLD_MARK)
+            for label in labels:
+                for unit, buckets in (("h", range(first, last + 1)), ("m", tail)):
+                    for b in buckets:
+                        key = f"{INC_PREFIX}{unit}:{b}:{label}"
+                        if fields is None:
+                            pipe.hgetall(key)
+                        else:
+                            pipe.hmget(key, list(fields))
+            replies = pipe.execute()
+        if replies[0] != mark:  # folded meanwhile: read again
+            continue
+        hours, minutes = [], []
+        at = 1
+        for _label in labels:
+            hours.append(replies[at : at + last - first + 1])
+            at += last - first + 1
+            per_hour: list[list[Any]] = [[] for _ in range(first, last + 1)]
+            for m in tail:
+                per_hour[m // 60 - first].append(replies[at])
+                at += 1
+            minutes.append(per_hour)
+        return hours, minutes
+    raise RuntimeError("the hour buckets kept being folded while being read")
+
+
+def hour_counts(
+    client: redis.Redis, labels: Sequence[str], first: int, last: int, areas: Sequence[str]
+) -> np.ndarray:
+    """Incidents per label, hour (``first``..``last``, hours since the epoch) and area: an
+    int64 array (labels, hours, areas). An hour is its bucket plus its minute buckets not yet
+    folded into it (cockpit/apply.py)."""
+    hours, minutes = _read_hours(client, labels, first, last, areas)
+    out = np.zeros((len(labels), last - first + 1, len(areas)), np.int64)
+    for k, (label_hours, label_minutes) in enumerate(zip(hours, minutes, strict=True)):
+        for h, (bucket, tail) in enumerate(zip(label_hours, label_minutes, strict=True)):
+            for reply in (bucket, *tail):
+                out[k, h] += [int(v) if v else 0 for v in reply]
+    return out
+
+
+def hour_buckets(client: redis.Redis, label: str, first: int, last: int) -> list[dict[str, int]]:
+    """Whole hour buckets of ``label`` for hours ``first``..``last``: area id -> count (areas
+    without incidents left out), minutes not yet folded included as in :func:`hour_counts`."""
+    hours, minutes = _read_hours(client, [label], first, last, None)
+    out = []
+    for bucket, tail in zip(hours[0], minutes[0], strict=True):
+        counts: dict[str, int] = {}
+        for reply in (bucket, *tail):
+            for area, v in reply.items():
+                name = area.decode() if isinstance(area, bytes) else area
+                counts[name] = counts.get(name, 0) + int(v)
+        out.append(counts)
+    return out
 
 
 def read_latest(client: redis.Redis, key: str) -> dict[str, dict]:

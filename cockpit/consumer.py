@@ -77,11 +77,15 @@ class StreamConsumer:
         """Create this consumer's group on every stream it reads (existing ones stay)."""
         ensure_groups(self.r, self.streams, self.group)
 
-    def read_new(self, client: redis.Redis, count: int, block: int | None) -> Any:
-        """One XREADGROUP of entries never delivered to the group, from all its streams."""
+    def read_new(
+        self, client: redis.Redis, count: int, block: int | None, consumer: str | None = None
+    ) -> Any:
+        """One XREADGROUP of entries never delivered to the group, from all its streams, as
+        ``consumer`` (default: this consumer's name)."""
         return client.xreadgroup(
-            self.group, self.name, dict.fromkeys(self.streams, ">"), count=count, block=block
-        )
+            self.group, consumer or self.name, dict.fromkeys(self.streams, ">"), count=count,
+            block=block,
+        )  # fmt: skip
 
     def consume(self, stop: Callable[[], bool]) -> None:
         """Call :meth:`serve` until ``stop()``; wait out Redis outages with backoff, and call

@@ -4,7 +4,8 @@ data directory, so a new user needs nothing else installed.
 One server per data directory. The first process to need it starts it and owns it; other
 processes (the worker, gunicorn workers) find it through ``data_dir/redis/url`` and share it.
 It listens on a unix socket only (no TCP port to guard) and keeps its data in an append-only
-file, so a restart keeps state.
+file, so a restart keeps state (fsync'd every second; rewritten at 5x its compacted size,
+see :meth:`EmbeddedRedis._start`).
 """
 
 from __future__ import annotations
@@ -78,6 +79,13 @@ class EmbeddedRedis:
             "--dir", str(self.dir),
             "--appendonly", "yes",
             "--appendfsync", "everysec",
+            # Rewrite the log (a fork that copies the whole dataset) when it has grown to five
+            # times its compacted size and at least 512 MB, not at Redis's twice and 64 MB: at
+            # 40,000 events/s the default rewrote every few seconds, a fifth of Redis's CPU
+            # again. Durability is the same (every write is still in the log, fsync'd each
+            # second); the cost is disk (up to 5x) and a longer replay on restart.
+            "--auto-aof-rewrite-percentage", "400",
+            "--auto-aof-rewrite-min-size", "512mb",
             "--save", "",
             "--logfile", str(self.dir / "redis.log"),
             "--daemonize", "no",

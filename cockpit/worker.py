@@ -49,6 +49,21 @@ STREAMS = (INCIDENTS, GAUGES, TRUCKS, SURVEYS)
 EPOCH = "cockpit:epoch"
 GAPS = "cockpit:gaps"
 
+# Remove consumer ARGV[2] from group ARGV[1] of each stream (KEYS) where it holds nothing: in
+# one script, so a name is never removed with entries pending (they would be lost with it).
+_DROP_IF_EMPTY = """
+for _, stream in ipairs(KEYS) do
+  local summary = redis.call('XPENDING', stream, ARGV[1])
+  local held = 0
+  if type(summary[4]) == 'table' then
+    for _, c in ipairs(summary[4]) do
+      if c[1] == ARGV[2] then held = tonumber(c[2]) end
+    end
+  end
+  if held == 0 then redis.call('XGROUP', 'DELCONSUMER', stream, ARGV[1], ARGV[2]) end
+end
+"""
+
 
 @dataclass
 class WorkerStats:
@@ -95,6 +110,11 @@ class Worker(StreamConsumer):
         self.last_ok_ms = 0
         self._geo: Geography | None = None
         self._last = {"roll": 0.0, "claim": 0.0, "trim": 0.0}
+        self._reads = 0  # batch reads so far: each is made under a name of its own
+        # ... unique to this process even if another runs under the same name: the apply
+        # script trusts a name's pending count only if no one else reads under it
+        self._read_prefix = f"{self.name}/{uuid.uuid4().hex[:12]}"
+        self._drop_if_empty = client.register_script(_DROP_IF_EMPTY)
 
     # -- the loop -----------------------------------------------------------------------
     def run(self, stop: Callable[[], bool] = lambda: False) -> WorkerStats:
@@ -137,35 +157,54 @@ class Worker(StreamConsumer):
             claimed = self.claim_stale()
             if claimed:
                 return claimed
-        resp = self.read_new(self.reader, self.batch_size, self.block_ms)
+        # A name per read: its pending list is then this read's entries alone, which the
+        # apply script checks by their count (cockpit/apply.py). Redis 6.2 adds the name to
+        # the group of every stream read, so it is removed where it got nothing; the apply
+        # script removes it where it did, once its entries are acknowledged.
+        self._reads += 1
+        consumer = f"{self._read_prefix}/{self._reads}"
+        resp = self.read_new(self.reader, self.batch_size, self.block_ms, consumer)
+        self._drop_if_empty(keys=list(self.streams), args=[GROUP, consumer])
         total = 0
         for stream, entries in resp or []:
             name = stream.decode() if isinstance(stream, bytes) else stream
-            self.process(name, entries)
+            self.process(name, entries, consumer, own=True)
             total += len(entries)
         return total
 
     # -- applying -----------------------------------------------------------------------
-    def process(self, stream: str, raw_entries: list) -> None:
+    def process(
+        self, stream: str, raw_entries: list, consumer: str | None = None, own: bool = False
+    ) -> None:
+        """Apply entries pending for ``consumer`` (default: this worker's name); ``own``: they
+        are all that was ever delivered to that name (one read's entries of ``stream``)."""
+        consumer = consumer or self.name
         if raw_entries and isinstance(raw_entries[0][0], str):  # decoded by hiredis already
             entries = [(eid, f if f is not None else {}) for eid, f in raw_entries]
         else:
             entries = [(_s(eid), decode_fields(f or {})) for eid, f in raw_entries]
         try:
-            self._apply(stream, entries)
+            self._apply(stream, entries, consumer, own)
         except (redis.ConnectionError, redis.TimeoutError):
             raise
         except Exception:  # noqa: BLE001 - isolate the entry that breaks processing
             log.exception("batch of %d from %s failed; isolating entries", len(entries), stream)
-            for entry in entries:
+            for entry in entries:  # (one entry is not all its name holds: not ``own``)
                 try:
-                    self._apply(stream, [entry])
+                    self._apply(stream, [entry], consumer)
                 except (redis.ConnectionError, redis.TimeoutError):
                     raise
                 except Exception as exc:  # noqa: BLE001
-                    self._dead_letter(stream, entry, "processing_failed", _one_line(exc))
+                    self._dead_letter(stream, entry, "processing_failed", _one_line(exc), consumer)
 
-    def _apply(self, stream: str, entries: list[tuple[str, dict[str, str]]]) -> None:
+    def _apply(
+        self,
+        stream: str,
+        entries: list[tuple[str, dict[str, str]]],
+        consumer: str,
+        own: bool = False,
+    ) -> None:
+        # ``own`` stays true on retries: the entries left out went to other consumers
         excluded: set[str] = set()
         for _attempt in range(20):
             todo = [e for e in entries if e[0] not in excluded]
@@ -173,7 +212,7 @@ class Worker(StreamConsumer):
                 return
             batch = self._prepare(stream, todo)
             try:
-                self.applier.apply(stream, GROUP, self.name, batch)
+                self.applier.apply(stream, GROUP, consumer, batch, own)
             except Conflict as conflict:
                 # another worker applied some entries, or changed an incident meanwhile:
                 # drop what it applied and prepare again from fresh state
@@ -202,11 +241,16 @@ class Worker(StreamConsumer):
         raise ValueError(f"no consumer for stream {stream}")
 
     def _dead_letter(
-        self, stream: str, entry: tuple[str, dict[str, str]], reason: str, detail: str
+        self,
+        stream: str,
+        entry: tuple[str, dict[str, str]],
+        reason: str,
+        detail: str,
+        consumer: str | None = None,
     ) -> None:
         batch = Batch(entry_ids=[entry[0]], rejects=[Reject(entry[0], reason, detail, entry[1])])
         try:
-            self.applier.apply(stream, GROUP, self.name, batch)
+            self.applier.apply(stream, GROUP, consumer or self.name, batch)
             self.stats.dead += 1
         except Conflict:
             pass  # someone else settled it

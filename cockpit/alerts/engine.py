@@ -50,6 +50,7 @@ import numpy as np
 import redis
 from shapely.geometry import mapping
 
+from cockpit.aggregates import ALL, hour_buckets
 from cockpit.alerts import store
 from cockpit.alerts.area import grids_for_area
 from cockpit.alerts.cap import CapChange, CapError, apply_cap, parse_cap
@@ -561,10 +562,8 @@ class AlertEngine(StreamConsumer):
             return (grids, matrix) if len(matrix) >= self.config.min_history_hours else None
         last = hour - 2
         hours = list(range(last - self.config.history_hours + 1, last + 1))
-        with self.r.pipeline(transaction=False) as pipe:
-            for h in hours:
-                pipe.hgetall(f"{INC_PREFIX}h:{h}:all")
-            buckets = pipe.execute()
+        # with the minutes not yet folded into them (cockpit/apply.py)
+        buckets = hour_buckets(self.r, ALL, hours[0], hours[-1]) if hours else []
         first = next((i for i, b in enumerate(buckets) if b), len(buckets))
         buckets = buckets[first:]
         grids = [str(g) for g in geo.grid_ids]

@@ -26,7 +26,7 @@ from cockpit.aggregates import (
     rollup_codes,
     state_days,
 )
-from cockpit.apply import HEALTH, HOUR_TTL_S, INC_PREFIX, MINUTE_TTL_S, Batch
+from cockpit.apply import HEALTH, MINUTE_TTL_S, Batch
 from cockpit.areastore import Geography
 from cockpit.contract import (
     BASE_KEYS,
@@ -176,20 +176,17 @@ def _counts(  # type: ignore[no-untyped-def]
     with_all: bool = True,
 ) -> None:  # fmt: skip
     """Incident counts per label and area of every level, summed by the worker for each key
-    they reach: minute buckets, hour buckets (hash fields) and the windows (counter arrays;
-    an event counts in a window when its minute is past the window's watermark)."""
+    they reach: minute buckets (hash fields; the hour buckets are folded from them) and the
+    windows (counter arrays; an event counts in a window when its minute is past the window's
+    watermark)."""
     codes, area_ids = geo.codes, geo.codes.area_ids
 
     def per(bucket):  # type: ignore[no-untyped-def]
         return rollup_codes(codes, grid_pos, label, labels, bucket, with_all=with_all)
 
+    # the hour buckets are folded from the minute buckets in Redis (cockpit/apply.py)
     for m, lab, area, totals in per(minute):
-        batch.bucket_counts(f"{INC_PREFIX}m:{m}:{lab}", (m + 1) * 60 + MINUTE_TTL_S,
-                            area_ids[area].tolist(), totals.tolist())  # fmt: skip
-    hour = minute // 60
-    for h, lab, area, totals in per(hour):
-        batch.bucket_counts(f"{INC_PREFIX}h:{h}:{lab}", (h + 1) * 3600 + HOUR_TTL_S,
-                            area_ids[area].tolist(), totals.tolist())  # fmt: skip
+        batch.minute_counts(m, lab, area_ids[area].tolist(), totals.tolist())
     marks = batch.window_marks
     assert marks is not None, "window marks are read before counting"
     mask = np.zeros(len(minute), np.int64)
