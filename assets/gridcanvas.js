@@ -45,6 +45,41 @@
 
   function define() {
     return L.Canvas.extend({
+      // -- the mouse ---------------------------------------------------------------------
+      // Every overlay pane above the grids (sites, boundaries, trails, gauges...) has a canvas
+      // of its own covering the map, and Leaflet passes a canvas' mouse events to no canvas
+      // below it: a real mouse never reached the grids. A move that no layer of the canvas it
+      // hit is under is handed to the grids here; one over such a layer ends the grid hover.
+      onAdd: function () {
+        L.Canvas.prototype.onAdd.call(this);
+        this._owners = new WeakMap();
+        this._forward = this._forwardMove.bind(this);
+        this._leave = this._handleMouseOut.bind(this);
+        this._map.getContainer().addEventListener("mousemove", this._forward);
+        this._map.getContainer().addEventListener("mouseleave", this._leave);
+      },
+      onRemove: function () {
+        this._map.getContainer().removeEventListener("mousemove", this._forward);
+        this._map.getContainer().removeEventListener("mouseleave", this._leave);
+        L.Canvas.prototype.onRemove.call(this);
+      },
+      _ownerOf: function (canvas) {
+        if (!this._owners.has(canvas)) {
+          let owner = null;
+          this._map.eachLayer(function (layer) {
+            if (layer instanceof L.Canvas && layer._container === canvas) { owner = layer; }
+          });
+          this._owners.set(canvas, owner);
+        }
+        return this._owners.get(canvas);
+      },
+      _forwardMove: function (e) {
+        if (e.target === this._container || e.target.tagName !== "CANVAS") { return; }
+        const owner = this._ownerOf(e.target);
+        if (!owner) { return; }  // not a vector pane's canvas
+        if (owner._hoveredLayer) { this._handleMouseOut(e); } else { this._onMouseMove(e); }
+      },
+
       // -- which layers a redraw must touch ------------------------------------------------
       _extendRedrawBounds: function (layer) {
         L.Canvas.prototype._extendRedrawBounds.call(this, layer);
