@@ -1,8 +1,7 @@
 /* The grid layer's canvas renderer. Leaflet's own canvas renderer, on any restyle, clears the
    union of the changed polygons' bounds and redraws every polygon inside it, each with its own
    fill() and stroke(): changed grids lie all over the city, so every update redrew the whole
-   map (40,000 draw calls at 20,000 grids; about a tenth of a second of raster at 4K even at
-   557 grids). This one
+   map (40,000 draw calls at 20,000 grids). This one
    - redraws only the boxes of the grids that changed (cleared and clipped to, with the
      neighbours reaching into them), found through a coarse pixel-cell index; and
    - draws the polygons of a redraw in one fill per colour and one stroke for all outlines
@@ -48,8 +47,8 @@
       // -- the mouse ---------------------------------------------------------------------
       // Every overlay pane above the grids (sites, boundaries, trails, gauges...) has a canvas
       // of its own covering the map, and Leaflet passes a canvas' mouse events to no canvas
-      // below it: a real mouse never reached the grids. A move that no layer of the canvas it
-      // hit is under is handed to the grids here; one over such a layer ends the grid hover.
+      // below it: a real mouse never reached the grids. A move over none of the shapes of the
+      // canvas it hit is handed to the grids here; a move over one of them ends the grid hover.
       onAdd: function () {
         L.Canvas.prototype.onAdd.call(this);
         this._owners = new WeakMap();
@@ -117,8 +116,6 @@
         for (let o = this._drawFirst; o; o = o.next) {
           const layer = o.layer;
           layer._gridOrder = order++;
-          this._nextOrder = order;
-          this._backOrder = 0;
           const b = layer._pxBounds;
           if (!b) { continue; }
           for (let cx = Math.floor(b.min.x / CELL); cx <= Math.floor(b.max.x / CELL); cx++) {
@@ -130,6 +127,8 @@
           }
         }
         this._index = cells;
+        this._nextOrder = order;
+        this._backOrder = 0;
       },
 
       // -- redraw ----------------------------------------------------------------------
