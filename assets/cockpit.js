@@ -36,6 +36,8 @@
       fillOpacity: 0.78,
       color: "#6b7785",
       weight: 0.6,
+      // batched drawing, only the changed grids redrawn (assets/gridcanvas.js)
+      renderer: window.cockpitGridCanvas.gridRenderer(context && context.map),
     };
   }
 
@@ -83,12 +85,16 @@
     state.colours = data;
     state.scheme = scheme;
     const values = data.values || {};
+    let renderer = null;
     for (const id in state.layers) {
       const value = values[id] === null ? undefined : values[id];
       if (!all && state.drawn[id] === value) { continue; }
       state.drawn[id] = value;
       state.layers[id].setStyle({ fillColor: classColor(value, data) });
+      renderer = state.layers[id]._renderer;
     }
+    // drawn now rather than at the next frame (push.js paints from an animation frame)
+    if (renderer && renderer.flush) { renderer.flush(); }
   }
 
   function gridHover() {

@@ -173,3 +173,149 @@ def test_map003_grid_values_arrive_by_push_and_polling_leaves_them_alone(browser
     urls = [u for u in requested_urls(browser) if "/push/grids" in u]
     assert len(urls) == 1 and "metric=incidents" in urls[0]
     assert outside(requested_urls(browser)) == []
+
+
+# Grids of the map with an interior pixel on the grid canvas: the centre of the grid's pixel
+# bounds, inside it with 3 px to spare. For each: id, that pixel in client coordinates, the
+# canvas' RGBA there, the class colour of the value drawn, and the RGBA at the midpoints of
+# its outline's edges. Leaflet's own hit test (_containsPoint) says what is inside.
+GRID_PIXELS_JS = """
+const m = window.cockpitMap, only = arguments[0], limit = arguments[1] || 1e9;
+const hex = h => [1, 3, 5].map(i => parseInt(h.slice(i, i + 2), 16));
+const out = [];
+for (const id of (only || Object.keys(m.state.layers))) {
+  const l = m.state.layers[id];
+  if (!l || !l._map || !l._parts || l._parts.length !== 1) { continue; }
+  const r = l._renderer, c = l._pxBounds.getCenter().round();
+  const inside = [[0, 0], [3, 0], [-3, 0], [0, 3], [0, -3], [3, 3], [-3, -3], [3, -3], [-3, 3]]
+    .every(([dx, dy]) => l._containsPoint(L.point(c.x + dx, c.y + dy)));
+  const x = c.x - r._bounds.min.x, y = c.y - r._bounds.min.y;
+  if (!inside || x < 0 || y < 0 || x >= r._container.width || y >= r._container.height) {
+    continue;
+  }
+  const at = (px, py) => Array.from(
+    r._ctx.getImageData(Math.floor(px - r._bounds.min.x), Math.floor(py - r._bounds.min.y), 1, 1)
+      .data);
+  const ring = l._parts[0];
+  const edges = ring.map((p, i) => { const q = ring[(i + 1) % ring.length];
+                                     return at((p.x + q.x) / 2, (p.y + q.y) / 2); });
+  const box = r._container.getBoundingClientRect();
+  const ll = l._map.layerPointToLatLng(c);
+  const cx = box.left + x, cy = box.top + y;
+  // something drawn there on a canvas above (a site, a gauge, a boundary line)
+  const covered = Array.from(document.querySelectorAll(".leaflet-pane canvas")).some(o => {
+    if (o === r._container) { return false; }
+    const b = o.getBoundingClientRect();
+    if (cx < b.left || cx >= b.right || cy < b.top || cy >= b.bottom) { return false; }
+    const d = o.getContext("2d").getImageData(Math.floor(cx - b.left) - 3,
+                                              Math.floor(cy - b.top) - 3, 7, 7).data;
+    for (let i = 3; i < d.length; i += 4) { if (d[i]) { return true; } }
+    return false;
+  });
+  out.push({id: id, client: [cx, cy], covered: covered, lat: ll.lat, lon: ll.lng,
+            rgba: at(c.x, c.y), want: hex(m.classColor(m.state.drawn[id], m.state.colours || {})),
+            value: m.state.drawn[id], edges: edges, weight: l.options.weight});
+  if (out.length >= limit) { break; }
+}
+return out;
+"""
+HOVER_RGB = (0x1F, 0x2D, 0x3D)  # cockpitMap.gridHover's outline
+
+
+def _fill_matches(g: dict) -> bool:
+    """The pixel is the class colour at the grids' fill opacity (0.78) over nothing."""
+    r, gr, b, a = g["rgba"]
+    return all(abs(u - v) <= 4 for u, v in zip((r, gr, b), g["want"], strict=True)) and (
+        abs(a - 199) <= 4
+    )
+
+
+def _dark_edges(g: dict) -> float:
+    """Share of the outline's edge midpoints in the hover outline's colour, opaque."""
+    def dark(e: list[int]) -> bool:
+        near = sum((u - v) ** 2 for u, v in zip(e[:3], HOVER_RGB, strict=True)) < 45**2
+        return e[3] > 200 and near
+
+    near = [e for e in g["edges"] if dark(e)]
+    return len(near) / max(1, len(g["edges"]))
+
+
+def _mouse(browser, x: float, y: float) -> bool:
+    """A real mouse move to client (x, y); repeated by callers, as a moving mouse (Leaflet drops
+    moves within 32 ms of the last)."""
+    browser.execute_cdp_cmd("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y})
+    return True
+
+
+def test_map004_grid_canvas_paints_each_grid_in_its_class_colour_and_hover_on_top(
+    browser, demo_server
+):
+    """The grid renderer (assets/gridcanvas.js: only the changed grids' boxes redrawn, one fill
+    per colour): after pushed values, every grid's interior pixel has its class colour, a grid
+    that gets its first incidents changes colour, and a hovered grid's dark outline is drawn
+    over its neighbours, then gone when the mouse leaves. A real mouse hovers it, though the
+    canvases of the panes above take its events first."""
+    _open_map(browser, demo_server)
+    wait_until(
+        lambda: browser.execute_script("return window.cockpitPush.on && window.cockpitPush.events"),
+        timeout=15,
+        what="push stream delivering",
+    )
+    assert browser.execute_script(
+        "return Object.values(window.cockpitMap.state.layers)[0]._renderer.flush !== undefined"
+    ), "the grids are drawn by the grid renderer"
+    empty = [g for g in browser.execute_script(GRID_PIXELS_JS, None, 400)
+             if not g["value"] and not g["covered"]]  # fmt: skip
+    assert empty, "some grid has no incidents"
+    target = empty[0]
+    r = demo_server.redis()
+    now_ms = int(r.time()[0]) * 1000
+    for k in range(2):
+        r.xadd(INCIDENTS, {"id": f"px-{k}-{now_ms}", "ts": str(now_ms), "category": "dispute",
+                           "lat": f"{target['lat']:.7f}",
+                           "lon": f"{target['lon']:.7f}"})  # fmt: skip
+    painted = wait_until(
+        lambda: (g := browser.execute_script(GRID_PIXELS_JS, [target["id"]])[0])["value"]
+        and _fill_matches(g) and g,
+        timeout=8,
+        interval=0.1,
+        what=f"grid {target['id']} painted in its new class colour",
+    )  # fmt: skip
+    assert painted["want"] != target["want"]  # it left the no-incidents grey
+    assert painted["rgba"][:3] != target["rgba"][:3]
+    # every grid (not only the changed ones) shows its own class colour: the changed boxes'
+    # neighbours were redrawn, nothing else was cleared
+    wrong = wait_until(
+        lambda: (gs := browser.execute_script(GRID_PIXELS_JS, None, 400))
+        and not [g for g in gs if not _fill_matches(g)] and len(gs),
+        timeout=5,
+        what="every sampled grid's interior in its class colour",
+    )
+    assert wrong >= 100
+    # hover: a real mouse over the grid (through the canvases of the panes above it); its
+    # outline goes dark and lies over its neighbours' fills
+    assert _dark_edges(painted) < 0.2
+    hovered = wait_until(
+        lambda: _mouse(browser, *painted["client"])
+        and (g := browser.execute_script(GRID_PIXELS_JS, [target["id"]])[0])["weight"] == 2.5
+        and _dark_edges(g) > 0.6 and g,
+        timeout=5,
+        what="the hovered grid's dark outline",
+    )  # fmt: skip
+    assert _fill_matches(hovered)
+    tip = browser.execute_script(
+        f"const t = window.cockpitMap.state.layers[{target['id']!r}].getTooltip();"
+        " return t && t.isOpen() && t.getElement().innerText;"
+    )
+    assert tip and str(painted["value"]) in tip
+    # then over a grid far away (a neighbour's dark outline would cover a shared edge)
+    tx, ty = target["client"]
+    other = max(empty, key=lambda g: (g["client"][0] - tx) ** 2 + (g["client"][1] - ty) ** 2)
+    left = wait_until(
+        lambda: _mouse(browser, *other["client"])
+        and (g := browser.execute_script(GRID_PIXELS_JS, [target["id"]])[0])["weight"] != 2.5
+        and _dark_edges(g) < 0.2 and g,
+        timeout=5,
+        what="the outline back to normal once the mouse left",
+    )  # fmt: skip
+    assert _fill_matches(left)
