@@ -11,13 +11,11 @@ import argparse
 import json
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import redis
 
 from cockpit import bench
-from cockpit.areastore import Geography, save_areas
 from cockpit.embedded_redis import EmbeddedRedis
 
 parser = argparse.ArgumentParser(description=__doc__)
@@ -40,16 +38,12 @@ try:
         client.config_set("auto-aof-rewrite-percentage", args.percentage)
         client.config_set("auto-aof-rewrite-min-size", args.min_size)
     config = client.config_get("auto-aof-rewrite-*")
-    areas = bench.bench_city(args.grids)
-    save_areas(client, areas)
-    geo = Geography(areas)
-    now_ms = int(time.time() * 1000)
-    bench.write(client, bench.feed(geo, args.events, seed=args.grids, now_ms=now_ms))
+    geo = bench.fed_city(client, args.grids, args.events)
     xrange = bench.raw_xrange_rate(client, args.events)
     load_start, children = os.getloadavg()[0], children_cpu(client)
     rate, _worker, per_event = bench.worker_rate(client, args.events, 20_000)
     print(json.dumps({
-        "grids": len(areas.grids), "events": args.events, "rewrite_config": config,
+        "grids": len(geo.areas.grids), "events": args.events, "rewrite_config": config,
         "events_per_s": round(rate), "raw_xrange_per_s": round(xrange),
         "ratio_worker_to_xrange": round(rate / xrange, 3), **per_event,
         "rewrite_child_cpu_us_per_event":

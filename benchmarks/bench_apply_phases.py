@@ -14,13 +14,11 @@ import argparse
 import json
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import redis
 
 from cockpit import apply, bench
-from cockpit.areastore import Geography, save_areas
 from cockpit.embedded_redis import EmbeddedRedis
 
 LAP = """
@@ -70,11 +68,7 @@ apply._SCRIPT = timed_script(apply._SCRIPT)
 embedded = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="cockpit-bench-")))
 client = redis.Redis.from_url(embedded.ensure())
 try:
-    areas = bench.bench_city(args.grids)
-    save_areas(client, areas)
-    geo = Geography(areas)
-    now_ms = int(time.time() * 1000)
-    bench.write(client, bench.feed(geo, args.events, seed=args.grids, now_ms=now_ms))
+    geo = bench.fed_city(client, args.grids, args.events)
     client.config_resetstat()
     client.delete("prof")
     load_start = os.getloadavg()[0]
@@ -82,7 +76,8 @@ try:
     stats = client.info("commandstats")
     phases = {k.decode(): int(v) / args.events for k, v in client.hgetall("prof").items()}
     print(json.dumps({
-        "grids": len(areas.grids), "events": args.events, "events_per_s": round(rate), **per_event,
+        "grids": len(geo.areas.grids), "events": args.events, "events_per_s": round(rate),
+        **per_event,
         "load_average_1m_start_end": [round(load_start, 2), round(os.getloadavg()[0], 2)],
         "evalsha_us_per_event": round(stats["cmdstat_evalsha"]["usec"] / args.events, 2),
         "xreadgroup_us_per_event": round(stats["cmdstat_xreadgroup"]["usec"] / args.events, 2),

@@ -13,13 +13,11 @@ import argparse
 import json
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import redis
 
 from cockpit import bench
-from cockpit.areastore import Geography, save_areas
 from cockpit.embedded_redis import EmbeddedRedis
 
 parser = argparse.ArgumentParser(description=__doc__)
@@ -31,11 +29,7 @@ args = parser.parse_args()
 embedded = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="cockpit-bench-")))
 client = redis.Redis.from_url(embedded.ensure())
 try:
-    areas = bench.bench_city(args.grids)
-    save_areas(client, areas)
-    geo = Geography(areas)
-    now_ms = int(time.time() * 1000)
-    bench.write(client, bench.feed(geo, args.events, seed=args.grids, now_ms=now_ms))
+    geo = bench.fed_city(client, args.grids, args.events)
     xrange = bench.raw_xrange_rate(client, args.events)
     client.config_resetstat()
     load_start = os.getloadavg()[0]
@@ -47,7 +41,7 @@ try:
         if v["usec"] / args.events >= 0.05
     }
     print(json.dumps({
-        "grids": len(areas.grids), "events": args.events, "events_per_s": round(rate),
+        "grids": len(geo.areas.grids), "events": args.events, "events_per_s": round(rate),
         "raw_xrange_per_s": round(xrange), "ratio_worker_to_xrange": round(rate / xrange, 3),
         **per_event,
         "redis_used_memory_mb": round(client.info("memory")["used_memory"] / 2**20, 1),
