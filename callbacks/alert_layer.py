@@ -29,6 +29,10 @@ from layers.alerts import alert_features
 MAP_LIMIT = 200
 #: Alerts read before narrowing to a drilled area, so the area's own are not cut off.
 READ_LIMIT = 2000
+#: Markers travel as deltas, and whole again once a period (seconds): should a delta ever
+#: meet markers other than those it was computed for (an answer lost or applied out of
+#: order), the wall is right again within this time.
+WHOLE_EVERY_S = 60
 
 
 @dataclass(frozen=True)
@@ -102,23 +106,26 @@ def _layer_data(user: User, hint: object, shown: object) -> tuple[dict, str]:
     key = _KEYS.get(
         state, lambda: digest(shown_state(viewed, now), viewed.area_id, viewed.geo.version, lang)
     )
-    if key == shown:
+    # the browser holds "<key of what it shows>@<period of its last whole send>"
+    shown_key, _, shown_period = shown.partition("@") if isinstance(shown, str) else ("", "", "")
+    if key == shown_key:
         raise PreventUpdate
     features = _FEATURES.get(
         key, lambda: alert_features(viewed.alerts, viewed.geo, viewed.grids, lang, now)["features"]
     )
     sent_ms = int(now * 1000)  # the browser counts down on the server's clock of this answer
-    old = _FEATURES.peek(shown) if isinstance(shown, str) else None
-    if old is None:  # a first answer, or what the browser shows is no longer known here
+    period = str(int(now // WHOLE_EVERY_S))
+    old = _FEATURES.peek(shown_key) if shown_period == period else None
+    if old is None:  # a first answer, a new period, or what the browser shows is not known here
         fresh = [_sent(f, sent_ms) for f in features]
-        return {"type": "FeatureCollection", "features": fresh}, key
+        return {"type": "FeatureCollection", "features": fresh}, f"{key}@{period}"
     # the markers that changed, not all 200 again (~80 KB to each wall after every change)
-    gone, added = _DELTAS.get((shown, key), lambda: marker_delta(old, features))  # type: ignore[arg-type]
+    gone, added = _DELTAS.get((shown_key, key), lambda: marker_delta(old, features))  # type: ignore[arg-type]
     patch = Patch()
     for index in gone:
         del patch["features"][index]
     patch["features"].extend([_sent(f, sent_ms) for f in added])
-    return patch, key
+    return patch, f"{key}@{shown_period}"
 
 
 def _sent(feature: dict, sent_ms: int) -> dict:

@@ -157,3 +157,35 @@ def test_asc003_forged_clicks_act_on_nothing_outside_the_scope(client, r, alerts
     assert entry[b"who"] == b"street.lead" and entry[b"alert_id"].decode() == own
     assert _click(client, "ops", own, "resolve") == "Alert resolved."
     assert get_alert(r, own).status == "resolved"
+
+
+def test_asc003_markers_travel_as_deltas_and_whole_once_a_period(
+    r, loaded_city, client, alerts, monkeypatch
+):
+    """After a whole send the layer gets only the markers that changed (a Patch), and the whole
+    collection again once the period of its last whole send is over, so a delta applied to
+    other markers than it was made for cannot stay on a wall."""
+    from callbacks import alert_layer
+
+    monkeypatch.setattr(alert_layer, "WHOLE_EVERY_S", 10**12)  # no period ends during the test
+    own, _far = alerts
+    state = lambda key: [_inp("alert-layer-key", "data", key)]  # noqa: E731
+    tick = [_inp("tick", "n_intervals", 1)]
+    _, body = call(client, "alert-layer.data", tick, state(None), ["tick.n_intervals"])
+    whole = body["response"]["alert-layer"]["data"]
+    key = body["response"]["alert-layer-key"]["data"]
+    assert [f["id"] for f in whole["features"]] == [own] and "@" in key
+    now = time.time()
+    new = Alert(id=alert_id("scr-new"), kind="cap", severity="extreme", status="new",
+                dedup_key="scr-new", raised_at=now, updated_at=now, area_grids=[OWN_GRID],
+                title_en="New in the street")  # fmt: skip
+    assert create_alert(r, new, loaded_city)
+    _, body = call(client, "alert-layer.data", tick, state(key), ["tick.n_intervals"])
+    delta = body["response"]["alert-layer"]["data"]
+    assert "__dash_patch_update" in delta and "features" not in delta
+    assert new.id in json.dumps(delta) and OWN_TITLE not in json.dumps(delta)
+    assert body["response"]["alert-layer-key"]["data"].endswith("@" + key.split("@")[1])
+    stale = key.split("@")[0] + "@-1"  # the same markers, but sent whole in an old period
+    _, body = call(client, "alert-layer.data", tick, state(stale), ["tick.n_intervals"])
+    again = body["response"]["alert-layer"]["data"]
+    assert {f["id"] for f in again["features"]} == {own, new.id}
