@@ -4,8 +4,6 @@ sent only when what they show changes."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from dataclasses import dataclass
 
@@ -21,7 +19,7 @@ from cockpit.areastore import Geography
 from cockpit.guard import secure_callback
 from cockpit.incidents import scope_grids
 from cockpit.policy import User, authorize
-from cockpit.shared import SharedMemo
+from cockpit.shared import SharedMemo, digest
 from cockpit.webapp import request_lang, runtime
 from layers.alerts import alert_features
 
@@ -67,12 +65,6 @@ def viewer_alerts(user: User, hint: object, limit: int) -> Viewed:
     if area != user.area_id:
         alerts = [a for a in alerts if any(g in grids for g in a.area_grids)]
     return Viewed(geo, area, grids, alerts[:limit])
-
-
-def digest(*parts: object) -> str:
-    """A short fingerprint of what a view shows, to send it only when it changes."""
-    raw = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.blake2b(raw.encode(), digest_size=12).hexdigest()
 
 
 def shown_state(viewed: Viewed, now: float) -> list[tuple]:

@@ -12,7 +12,7 @@ import redis
 from dash import ALL, ClientsideFunction, Input, Output, State, clientside_callback, ctx
 from dash.exceptions import PreventUpdate
 
-from callbacks.alert_layer import digest, shown_state, viewer_alerts
+from callbacks.alert_layer import shown_state, viewer_alerts
 from cockpit import ids
 from cockpit.alerts.actions import PERMISSIONS, act, may_act
 from cockpit.alerts.model import IllegalTransition
@@ -20,6 +20,7 @@ from cockpit.alerts.screen import escalation, place
 from cockpit.guard import secure_callback
 from cockpit.i18n import t
 from cockpit.policy import User, authorize
+from cockpit.shared import digest
 from cockpit.views.alert_list import LIMIT, VIEW_MAPS, alert_rows, list_id, message_id, store_id
 from cockpit.views.officer import area_name
 from cockpit.webapp import request_lang, runtime

@@ -5,15 +5,13 @@ what the layer would show has changed."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 
 import redis
 from dash import Input, Output, Patch, State, no_update
 from dash.exceptions import PreventUpdate
 
-from cockpit import ids
+from cockpit import ids, shared
 from cockpit.aggregates import SEQ
 from cockpit.guard import secure_callback
 from cockpit.policy import User, visible_categories
@@ -30,11 +28,6 @@ from layers.incidents import (
 MIN_INTERVAL_MS = 2000
 # ...and a quiet one is still re-read this often, as incidents age out of the window.
 RECHECK_MS = 30_000
-
-
-def _digest(*parts: object) -> str:
-    raw = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.blake2b(raw.encode(), digest_size=12).hexdigest()
 
 
 @secure_callback(
@@ -70,7 +63,7 @@ def refresh_incident_points(user: User, tick, window, category, store):  # type:
     except redis.RedisError:
         raise PreventUpdate from None
     points = incident_features(records, geo, lang)
-    digest = _digest(points, capped)
+    digest = shared.digest(points, capped)
     fresh = {"view": view, "seq": seq, "at": now_ms, "digest": digest,
              "shown": len(points["features"]), "capped": capped}  # fmt: skip
     if same_view and previous.get("digest") == digest:

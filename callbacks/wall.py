@@ -9,7 +9,6 @@ import redis
 from dash import ClientsideFunction, Input, Output, State, clientside_callback, html
 from dash.exceptions import PreventUpdate
 
-from callbacks.alert_layer import digest
 from cockpit import ids
 from cockpit.aggregates import survey_index
 from cockpit.guard import secure_callback
@@ -17,7 +16,7 @@ from cockpit.i18n import t
 from cockpit.incidents import scope_grids
 from cockpit.live import metric_values
 from cockpit.policy import User
-from cockpit.shared import SharedMemo
+from cockpit.shared import SharedMemo, digest
 from cockpit.webapp import request_lang, runtime
 
 SEVERITIES = ("extreme", "severe", "moderate", "minor", "info")

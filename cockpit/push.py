@@ -28,7 +28,6 @@ web thread each: above ``max_streams`` per process the route answers 503 and the
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 import time
@@ -57,7 +56,7 @@ from cockpit.live import (
     stored_snapshot,
 )
 from cockpit.policy import User
-from cockpit.shared import SharedMemo
+from cockpit.shared import SharedMemo, digest
 from layers.grids import ZERO_COLOR, scheme
 
 PUSH_PATH = "/push/grids"
@@ -234,7 +233,7 @@ class SharedValues:
 
         def read() -> str:
             shown = open_alerts(self._client, user, geo, limit=ALERTS_SHOWN)
-            return _fingerprint([_alert_state(a) for a in shown])
+            return digest([_alert_state(a) for a in shown])
 
         return self._memo(("alerts", user.area_id, user.level, version), read)  # type: ignore[return-value]
 
@@ -245,11 +244,6 @@ ALERTS_SHOWN = 200
 
 def _alert_state(alert: Alert) -> tuple:
     return (alert.id, alert.status, alert.severity, alert.updated_at)
-
-
-def _fingerprint(parts: object) -> str:
-    raw = json.dumps(parts, separators=(",", ":"), default=str)
-    return hashlib.blake2b(raw.encode(), digest_size=8).hexdigest()
 
 
 def push_blueprint(

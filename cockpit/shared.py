@@ -8,6 +8,8 @@ processes' CPU. Here the first thread computes, the others wait for its result.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -58,3 +60,9 @@ class SharedMemo:
             with self._lock:
                 self._computing.pop(key, None)
             done.set()  # type: ignore[union-attr]
+
+
+def digest(*parts: object) -> str:
+    """A short fingerprint of what a view shows, to send it only when it changes."""
+    raw = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.blake2b(raw.encode(), digest_size=12).hexdigest()

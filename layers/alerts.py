@@ -9,8 +9,6 @@ put on screen with textContent only.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +19,7 @@ from cockpit.alerts.escalation import CHAIN
 from cockpit.alerts.model import SEVERITIES, STATUSES, Alert
 from cockpit.alerts.screen import Place, escalation, place
 from cockpit.i18n import t
+from cockpit.shared import SharedMemo
 
 if TYPE_CHECKING:
     from cockpit.areastore import Geography
@@ -95,25 +94,14 @@ def alert_features(
 # Where each alert's marker goes, by alert and what the viewer sees: with a busy feed the open
 # alerts change every second, but mostly by a few, and placing 200 (pandas and shapely per
 # alert) cost a web process about a third of a core.
-_PLACES: OrderedDict[tuple, Place | None] = OrderedDict()
-_PLACES_SIZE = 8192
-_PLACES_LOCK = threading.Lock()
+_PLACES = SharedMemo(8192)
 
 
 def _placed(alert: Alert, geo: Geography, visible_grids: Collection[str]) -> Place | None:
     visible = visible_grids if isinstance(visible_grids, frozenset) else frozenset(visible_grids)
     key = (geo.version, visible, alert.id, alert.updated_at, tuple(alert.area_grids),
            repr(alert.geometry))  # fmt: skip
-    with _PLACES_LOCK:
-        if key in _PLACES:
-            _PLACES.move_to_end(key)
-            return _PLACES[key]
-    spot = place(alert, geo, visible)
-    with _PLACES_LOCK:
-        _PLACES[key] = spot
-        while len(_PLACES) > _PLACES_SIZE:
-            _PLACES.popitem(last=False)
-    return spot
+    return _PLACES.get(key, lambda: place(alert, geo, visible))
 
 
 def severity_rows(lang: str) -> list[html.Div]:
