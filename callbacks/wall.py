@@ -120,13 +120,15 @@ def _wall_parts(alerts, geo, scope, lang, resolution, survey, focus) -> tuple[tu
 
 
 def _focus(alerts, geo, scope: frozenset[str]) -> dict | None:  # type: ignore[no-untyped-def]
-    """The newest critical alert of the last few minutes, with the bounds of its grids."""
+    """The most severe, then newest, critical alert of the last few minutes, with the bounds
+    of its grids: a newer severe alert (a gauge past danger) does not take the wall from an
+    extreme one."""
     now = time.time()
     critical = [a for a in alerts if a.severity in FOCUS_SEVERITIES and a.area_grids
                 and now - a.raised_at < FOCUS_WINDOW_S]  # fmt: skip
     if not critical:
         return None
-    alert = max(critical, key=lambda a: a.raised_at)
+    alert = max(critical, key=lambda a: (-FOCUS_SEVERITIES.index(a.severity), a.raised_at))
     grids = [g for g in alert.area_grids if g in geo.grid_index and g in scope]
     if not grids:
         return None

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
+
 import pytest
 from shapely.geometry import Point, box, mapping
 
+from callbacks.wall import _focus
 from cockpit.alerts.escalation import deadlines
 from cockpit.alerts.model import Alert, alert_id, transition
 from cockpit.alerts.screen import escalation, place
@@ -128,3 +132,25 @@ def test_scr007_a_marker_delta_applied_in_order_gives_the_new_markers(geo) -> No
     assert strip(shown) == strip(new)
     assert len(added) == 1 + 4  # the escalated one and the four new; unchanged ones stay
     assert marker_delta(new, new) == ([], [])
+
+
+def test_scr008_wall_focus_is_the_most_severe_then_newest_recent_alert(geo) -> None:
+    grids = [str(g) for g in geo.areas.grids.index[:3]]
+    now = time.time()
+
+    def at(grid: str, severity: str, age_s: float) -> Alert:
+        return replace(_alert([grid], severity=severity), id=f"{grid}-{severity}",
+                       raised_at=now - age_s)  # fmt: skip
+
+    scope = scope_grids(geo, geo.areas.root_id)
+    extreme, severe, newest = at(grids[0], "extreme", 60), at(grids[1], "severe", 30), at(
+        grids[2], "severe", 5)  # fmt: skip
+    # a newer severe alert (a gauge past danger) does not take the wall from an extreme one
+    assert _focus([severe, extreme, newest], geo, scope)["id"] == extreme.id
+    # among equals the newest has it; alerts older than the focus window never
+    assert _focus([severe, newest], geo, scope)["id"] == newest.id
+    assert _focus([at(grids[0], "extreme", 301), severe], geo, scope)["id"] == severe.id
+    assert _focus([at(grids[0], "moderate", 1)], geo, scope) is None
+    focus = _focus([extreme], geo, scope)
+    minx, miny, maxx, maxy = geo.areas.frame.geometry.loc[grids[0]].bounds
+    assert sum(focus["bounds"], []) == pytest.approx([miny, minx, maxy, maxx])
