@@ -24,6 +24,9 @@ parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("grids", type=int, help="557 (Huishan) or more (the demo city scaled)")
 parser.add_argument("events", type=int)
 parser.add_argument("--batch", type=int, default=20_000)
+parser.add_argument("--one-at-a-time", action="store_true",
+                    help="the worker waits for Redis to apply each batch before preparing the "
+                         "next (as before the overlap), for an A/B in one session")  # fmt: skip
 args = parser.parse_args()
 
 embedded = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="cockpit-bench-")))
@@ -33,7 +36,8 @@ try:
     xrange = bench.raw_xrange_rate(client, args.events)
     client.config_resetstat()
     load_start = os.getloadavg()[0]
-    rate, _worker, per_event = bench.worker_rate(client, args.events, args.batch)
+    rate, _worker, per_event = bench.worker_rate(client, args.events, args.batch,
+                                                 overlap=not args.one_at_a_time)  # fmt: skip
     stats = client.info("commandstats")
     commands = {
         name.removeprefix("cmdstat_"): round(v["usec"] / args.events, 2)
@@ -41,7 +45,8 @@ try:
         if v["usec"] / args.events >= 0.05
     }
     print(json.dumps({
-        "grids": len(geo.areas.grids), "events": args.events, "events_per_s": round(rate),
+        "grids": len(geo.areas.grids), "events": args.events, "overlap": not args.one_at_a_time,
+        "events_per_s": round(rate),
         "raw_xrange_per_s": round(xrange), "ratio_worker_to_xrange": round(rate / xrange, 3),
         **per_event,
         "redis_used_memory_mb": round(client.info("memory")["used_memory"] / 2**20, 1),

@@ -62,6 +62,7 @@ writes to bucket hashes.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import chain
 
@@ -481,6 +482,28 @@ class Applier:
         Only entries pending for ``consumer`` are applied (claimed ones belong to the claimer).
         ``own``: nothing but this batch's entries was ever delivered to ``consumer`` (a name
         per batch read), so its pending count can stand for its pending list."""
+        packed = _pack(self._arguments(group, consumer, batch, own))
+        _result(self._script(keys=[stream, DEADLETTER, SLOT_TOKEN], args=[packed, *batch.blobs]))
+
+    def send(
+        self, stream: str, group: str, consumer: str, batch: Batch, own: bool = False
+    ) -> Sent:
+        """Start applying ``batch`` and return at once; :meth:`Sent.result` waits for the
+        outcome, as :meth:`apply` would end. The worker prepares its next batch meanwhile:
+        Redis runs the script on one core while the worker uses the other."""
+        packed = _pack(self._arguments(group, consumer, batch, own))
+        pool = self._client.connection_pool
+        conn = pool.get_connection()
+        try:
+            conn.send_command("EVALSHA", self._script.sha, 3, stream, DEADLETTER, SLOT_TOKEN,
+                              packed, *batch.blobs)  # fmt: skip
+        except BaseException:
+            conn.disconnect()
+            pool.release(conn)
+            raise
+        return Sent(pool, conn, lambda: self.apply(stream, group, consumer, batch, own))
+
+    def _arguments(self, group: str, consumer: str, batch: Batch, own: bool) -> list[object]:
         args: list[object] = [
             group, HEALTH, HEALTH_RATE, DEADLETTER_MAXLEN, INC_PREFIX, MINUTE_TTL_S, HOUR_TTL_S,
             consumer, batch.slot_token, FOLD_AHEAD_MIN, 1 if own else 0, len(WINDOWS),
@@ -506,15 +529,42 @@ class Applier:
         args.append(batch.n_ops)
         args.extend(batch.ops)
         args += [batch.n_valid, batch.max_ts_ms]
-        packed = _pack(args)
-        code, detail = self._script(
-            keys=[stream, DEADLETTER, SLOT_TOKEN], args=[packed, *batch.blobs]
-        )
-        if code == 1:
+        return args
+
+
+class Sent:
+    """A batch on its way through the apply script (see :meth:`Applier.send`)."""
+
+    def __init__(
+        self, pool: redis.ConnectionPool, conn: redis.connection.AbstractConnection,
+        again: Callable[[], None],
+    ) -> None:  # fmt: skip
+        self._pool, self._conn, self._again = pool, conn, again
+
+    def result(self) -> None:
+        """Wait for the script; raise :class:`Conflict` (nothing written) as apply() does."""
+        try:
+            reply = self._conn.read_response()
+        except redis.exceptions.NoScriptError:
+            self._pool.release(self._conn)
+            self._again()  # the script's first use on this server: apply() loads it
             return
-        ids = [x.decode() if isinstance(x, bytes) else str(x) for x in detail]
-        raise Conflict(gone=ids if code == 0 else [], stale=ids if code == 2 else [],
-                       slots=code == 3, windows=code == 4)  # fmt: skip
+        except BaseException:
+            # a broken or half-read connection is not given back for reuse
+            self._conn.disconnect()
+            self._pool.release(self._conn)
+            raise
+        self._pool.release(self._conn)
+        _result(reply)
+
+
+def _result(reply: list) -> None:
+    code, detail = reply
+    if code == 1:
+        return
+    ids = [x.decode() if isinstance(x, bytes) else str(x) for x in detail]
+    raise Conflict(gone=ids if code == 0 else [], stale=ids if code == 2 else [],
+                   slots=code == 3, windows=code == 4)  # fmt: skip
 
 
 def _plain(value: object) -> object:

@@ -105,12 +105,16 @@ def raw_strtree_rate(geo: Geography, n: int = 200_000) -> float:
     return n / (time.perf_counter() - started)
 
 
-def worker_rate(client: redis.Redis, n: int, batch: int) -> tuple[float, Worker, dict]:
-    """Events/s of one in-process worker, and the CPU it and Redis spent per event: CPU time
-    moves far less than wall time when other work shares the machine."""
-    worker = Worker(client, name="bench", batch_size=batch, block_ms=10)
+def worker_rate(
+    client: redis.Redis, n: int, batch: int, overlap: bool = True
+) -> tuple[float, Worker, dict]:
+    """Events/s of one in-process worker (as ``cockpit worker`` runs it: overlapping its
+    batches with Redis's work, unless ``overlap`` is false), and the CPU it and Redis spent
+    per event: CPU time moves far less than wall time when other work shares the machine."""
+    worker = Worker(client, name="bench", batch_size=batch, block_ms=10, overlap=overlap)
     worker.ensure_groups()
     worker.step()  # warm caches (geometry, scripts) outside the timing
+    worker.settle()
     # only what is applied inside the timing counts (this once divided all n entries by the
     # time of the last n - batch, which overstated the rate by n / (n - batch): 11 % at 200k)
     warm = worker.stats.applied + worker.stats.dead

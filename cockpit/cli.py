@@ -358,7 +358,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     try:
         worker = Worker(
             client, name=args.name, batch_size=args.batch, claim_idle_ms=args.claim_idle_ms,
-            retention_ms=int(args.retention_hours * 3600 * 1000),
+            retention_ms=int(args.retention_hours * 3600 * 1000), overlap=True,
         )  # fmt: skip
         stats = worker.run(_stop_flag())
         print(f"worker stopped: {stats.applied} applied, {stats.dead} dead letters", flush=True)

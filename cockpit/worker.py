@@ -27,7 +27,7 @@ from typing import Any
 import redis
 
 from cockpit.aggregates import IncidentAggregates
-from cockpit.apply import Applier, Batch, Conflict
+from cockpit.apply import Applier, Batch, Conflict, Sent
 from cockpit.areastore import (
     VERSION_KEY,
     Geography,
@@ -39,7 +39,7 @@ from cockpit.areastore import (
 from cockpit.consumer import Backoff, StreamConsumer
 from cockpit.contract import GAUGES, GROUP, INCIDENTS, SURVEYS, TRUCKS, Reject, decode_fields
 from cockpit.counters import forget_slots
-from cockpit.ingest.incidents import prepare_incidents
+from cockpit.ingest.incidents import build_incidents, prepare_incidents, read_incidents
 from cockpit.ingest.positions import prepare_gauges, prepare_trucks
 from cockpit.ingest.surveys import prepare_surveys
 
@@ -93,6 +93,7 @@ class Worker(StreamConsumer):
         retention_ms: int = 24 * 3600 * 1000,
         max_deliveries: int = 3,
         clock: Callable[[], float] = time.time,
+        overlap: bool = False,
     ) -> None:
         self.r = client
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
@@ -115,6 +116,10 @@ class Worker(StreamConsumer):
         # script trusts a name's pending count only if no one else reads under it
         self._read_prefix = f"{self.name}/{uuid.uuid4().hex[:12]}"
         self._drop_if_empty = client.register_script(_DROP_IF_EMPTY)
+        # overlap: a batch of incidents is prepared while Redis applies the one before it,
+        # which waits here, prepared, until then (see _overlapped)
+        self.overlap = overlap
+        self._held: _Held | None = None
 
     # -- the loop -----------------------------------------------------------------------
     def run(self, stop: Callable[[], bool] = lambda: False) -> WorkerStats:
@@ -131,15 +136,19 @@ class Worker(StreamConsumer):
         while not stop():
             self.step()
             backoff.reset()
+        self.settle()
 
     def redis_away(self, exc: BaseException) -> None:
         self.stats.errors += 1
+        # a held batch stays pending under its read's name; claim_stale takes it up again
+        self._held = None
 
     def group_missing(self) -> None:
         """Redis lost its data: record the gap and restore the grids; :meth:`serve` then
         recreates the groups."""
         self.stats.errors += 1
         log.warning("consumer group missing (Redis lost its data?); recreating it")
+        self._held = None  # its entries went with the data
         self._check_epoch()
 
     def step(self) -> int:
@@ -163,14 +172,77 @@ class Worker(StreamConsumer):
         # script removes it where it did, once its entries are acknowledged.
         self._reads += 1
         consumer = f"{self._read_prefix}/{self._reads}"
-        resp = self.read_new(self.reader, self.batch_size, self.block_ms, consumer)
+        # with a batch held, only look for more: if there is none, the held one goes now
+        block = None if self._held else self.block_ms
+        resp = self.read_new(self.reader, self.batch_size, block, consumer)
         self._drop_if_empty(keys=list(self.streams), args=[GROUP, consumer])
         total = 0
         for stream, entries in resp or []:
             name = stream.decode() if isinstance(stream, bytes) else stream
-            self.process(name, entries, consumer, own=True)
+            if self.overlap and name == INCIDENTS and entries:
+                self._overlapped(_decoded(entries), consumer)
+            else:
+                self.process(name, entries, consumer, own=True)
             total += len(entries)
+        if not total:
+            self.settle()
         return total
+
+    # -- overlap ------------------------------------------------------------------------
+    def settle(self) -> None:
+        """Apply the held batch, if any, and wait for it."""
+        self._finish(self._send_held())
+
+    def _overlapped(self, entries: list[tuple[str, dict[str, str]]], consumer: str) -> None:
+        """Check this batch of incidents and look up its states, send the held batch to the
+        apply script, build this one while Redis runs that, then hold this one until the
+        next round. What this batch read may predate the held batch's writes (an update of
+        an incident it creates): the script's state check then refuses it, writing nothing,
+        and it is prepared again."""
+        try:
+            looked = read_incidents(self.r, self._geography(), entries, int(self.clock() * 1000))
+        except (redis.ConnectionError, redis.TimeoutError):
+            raise
+        except Exception:  # noqa: BLE001 - the one-at-a-time path isolates the entry at fault
+            self.settle()
+            self._process_entries(INCIDENTS, entries, consumer, own=True)
+            return
+        sent = self._send_held()
+        try:
+            batch: Batch | None = build_incidents(looked)
+        except Exception:  # noqa: BLE001
+            log.exception("preparing a batch of %d incidents failed", len(entries))
+            batch = None
+        self._finish(sent)
+        if batch is None:
+            self._process_entries(INCIDENTS, entries, consumer, own=True)
+        else:
+            self._held = _Held(entries, batch, consumer)
+
+    def _send_held(self) -> tuple[_Held, Sent] | None:
+        held, self._held = self._held, None
+        if held is None:
+            return None
+        return held, self.applier.send(INCIDENTS, GROUP, held.consumer, held.batch, own=True)
+
+    def _finish(self, sent: tuple[_Held, Sent] | None) -> None:
+        if sent is None:
+            return
+        held, handle = sent
+        try:
+            handle.result()
+        except Conflict:
+            # prepared again from fresh states (the usual path leaves out what others took)
+            self.stats.conflicts += 1
+            self._process_entries(INCIDENTS, held.entries, held.consumer, own=True)
+            return
+        except (redis.ConnectionError, redis.TimeoutError):
+            raise
+        except Exception:  # noqa: BLE001 - e.g. a script error: isolate the entry at fault
+            log.exception("applying a batch of %d incidents failed", len(held.entries))
+            self._process_entries(INCIDENTS, held.entries, held.consumer, own=True)
+            return
+        self._count(held.batch)
 
     # -- applying -----------------------------------------------------------------------
     def process(
@@ -178,11 +250,16 @@ class Worker(StreamConsumer):
     ) -> None:
         """Apply entries pending for ``consumer`` (default: this worker's name); ``own``: they
         are all that was ever delivered to that name (one read's entries of ``stream``)."""
+        self._process_entries(stream, _decoded(raw_entries), consumer, own)
+
+    def _process_entries(
+        self,
+        stream: str,
+        entries: list[tuple[str, dict[str, str]]],
+        consumer: str | None = None,
+        own: bool = False,
+    ) -> None:
         consumer = consumer or self.name
-        if raw_entries and isinstance(raw_entries[0][0], str):  # decoded by hiredis already
-            entries = [(eid, f if f is not None else {}) for eid, f in raw_entries]
-        else:
-            entries = [(_s(eid), decode_fields(f or {})) for eid, f in raw_entries]
         try:
             self._apply(stream, entries, consumer, own)
         except (redis.ConnectionError, redis.TimeoutError):
@@ -221,11 +298,14 @@ class Worker(StreamConsumer):
                 if conflict.slots:  # Redis lost the counter slot registry: register again
                     forget_slots()
                 continue  # (a window that rolled meanwhile needs nothing but preparing again)
-            self.stats.applied += batch.n_valid
-            self.stats.dead += len(batch.rejects)
-            self.stats.batches += 1
+            self._count(batch)
             return
         raise RuntimeError(f"batch from {stream} kept conflicting with other workers")
+
+    def _count(self, batch: Batch) -> None:
+        self.stats.applied += batch.n_valid
+        self.stats.dead += len(batch.rejects)
+        self.stats.batches += 1
 
     def _prepare(self, stream: str, entries: list[tuple[str, dict[str, str]]]) -> Batch:
         geo = self._geography()
@@ -381,6 +461,21 @@ def _stream_entries(response: Any, **_options: Any) -> list[tuple[str, list]] | 
             for eid, f in entries
         ]))  # fmt: skip
     return out
+
+
+@dataclass
+class _Held:
+    """A prepared batch of incidents waiting for the apply script (see Worker._overlapped)."""
+
+    entries: list[tuple[str, dict[str, str]]]
+    batch: Batch
+    consumer: str  # the name it was read under
+
+
+def _decoded(raw_entries: list) -> list[tuple[str, dict[str, str]]]:
+    if raw_entries and isinstance(raw_entries[0][0], str):  # decoded by hiredis already
+        return [(eid, f if f is not None else {}) for eid, f in raw_entries]
+    return [(_s(eid), decode_fields(f or {})) for eid, f in raw_entries]
 
 
 def _s(value: bytes | str) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass, field
 
 import msgspec
 import numpy as np
@@ -33,6 +34,7 @@ from cockpit.contract import (
     CATEGORIES,
     INCIDENTS,
     STATUSES,
+    IncidentBatch,
     Reject,
     validate_incidents,
 )
@@ -55,6 +57,35 @@ def prepare_incidents(
     entries: list[tuple[str, dict[str, str]]],
     now_ms: int | None = None,
 ) -> Batch:
+    return build_incidents(read_incidents(client, geo, entries, now_ms))
+
+
+@dataclass
+class Looked:
+    """A batch of incident entries checked, placed in grids and with their stored states
+    looked up: all that preparing asks of Redis, and all :func:`build_incidents` needs."""
+
+    geo: Geography
+    now_ms: int
+    batch: Batch
+    checked: IncidentBatch
+    pos: np.ndarray
+    inside: np.ndarray
+    fields_of: dict[str, dict[str, str]]
+    slots: Slots
+    ids: list[str] = field(default_factory=list)
+    unique_ids: list[str] = field(default_factory=list)
+    found: dict[str, tuple[int, dict] | None] = field(default_factory=dict)
+
+
+def read_incidents(
+    client: redis.Redis,
+    geo: Geography,
+    entries: list[tuple[str, dict[str, str]]],
+    now_ms: int | None = None,
+) -> Looked:
+    """Check and place a batch and look up its stored states (the part of preparing that
+    reads Redis)."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     batch = Batch(entry_ids=[e[0] for e in entries])
     checked = validate_incidents(entries, now_ms, geo.bbox)
@@ -69,12 +100,23 @@ def prepare_incidents(
         detail = f"lat={checked.lat[k]}, lon={checked.lon[k]} lies in no grid"
         batch.rejects.append(Reject(eid, "outside_map", detail, fields_of[eid]))
     inside = np.flatnonzero(pos >= 0)
+    looked = Looked(geo, now_ms, batch, checked, pos, inside, fields_of, slots)
+    if len(inside):
+        looked.ids = [checked.ids[k] for k in inside]
+        looked.unique_ids = list(dict.fromkeys(looked.ids))
+        looked.found = read_states(client, INCIDENT_STATE, looked.unique_ids, now_ms)
+    return looked
+
+
+def build_incidents(looked: Looked) -> Batch:
+    """The batch's states and counts from what :func:`read_incidents` found (no Redis)."""
+    geo, now_ms, batch, checked, pos = (
+        looked.geo, looked.now_ms, looked.batch, looked.checked, looked.pos
+    )  # fmt: skip
+    inside, fields_of, slots = looked.inside, looked.fields_of, looked.slots
+    ids, unique_ids, found = looked.ids, looked.unique_ids, looked.found
     if len(inside) == 0:
         return batch
-
-    ids = [checked.ids[k] for k in inside]
-    unique_ids = list(dict.fromkeys(ids))
-    found = read_states(client, INCIDENT_STATE, unique_ids, now_ms)
     oldest_day = state_days(now_ms)[0]
     if len(unique_ids) == len(ids) and all(f is None for f in found.values()):
         # the usual live batch: every report is new and comes once; written in bulk

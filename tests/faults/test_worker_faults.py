@@ -147,7 +147,7 @@ def test_flt003_redis_losing_its_data_is_survived_and_shown(volatile, demo_areas
     first = [f for f in first if f.get("category") != "ufo"]
     write_feed(client, first)
     stop = threading.Event()
-    worker = Worker(client, name="steady", block_ms=100)
+    worker = Worker(client, name="steady", block_ms=100, overlap=True)  # as `cockpit worker` runs
     thread = threading.Thread(target=worker.run, args=(stop.is_set,), daemon=True)
     thread.start()
     try:
