@@ -39,7 +39,13 @@ from cockpit.areastore import (
 from cockpit.consumer import Backoff, StreamConsumer
 from cockpit.contract import GAUGES, GROUP, INCIDENTS, SURVEYS, TRUCKS, Reject, decode_fields
 from cockpit.counters import forget_slots
-from cockpit.ingest.incidents import build_incidents, prepare_incidents, read_incidents
+from cockpit.ingest.incidents import (
+    Looked,
+    build_incidents,
+    check_incidents,
+    look_up_incidents,
+    prepare_incidents,
+)
 from cockpit.ingest.positions import prepare_gauges, prepare_trucks
 from cockpit.ingest.surveys import prepare_surveys
 
@@ -105,6 +111,7 @@ class Worker(StreamConsumer):
         self.clock = clock
         self.applier = Applier(client)
         self.reader = _text_client(client)
+        self._raw_reader = _text_client(client, _unparsed)
         self.aggregates = IncidentAggregates(client)
         self.stats = WorkerStats()
         self.epoch: bytes | None = None
@@ -116,10 +123,11 @@ class Worker(StreamConsumer):
         # script trusts a name's pending count only if no one else reads under it
         self._read_prefix = f"{self.name}/{uuid.uuid4().hex[:12]}"
         self._drop_if_empty = client.register_script(_DROP_IF_EMPTY)
-        # overlap: a batch of incidents is prepared while Redis applies the one before it,
-        # which waits here, prepared, until then (see _overlapped)
+        # overlap: batches of incidents are prepared while Redis applies the one before
+        # (see _step_overlapped): one built and held for the script, one looked up
         self.overlap = overlap
         self._held: _Held | None = None
+        self._looked: _Looked | None = None
 
     # -- the loop -----------------------------------------------------------------------
     def run(self, stop: Callable[[], bool] = lambda: False) -> WorkerStats:
@@ -140,15 +148,16 @@ class Worker(StreamConsumer):
 
     def redis_away(self, exc: BaseException) -> None:
         self.stats.errors += 1
-        # a held batch stays pending under its read's name; claim_stale takes it up again
-        self._held = None
+        # batches in the pipeline stay pending under their reads' names; claim_stale takes
+        # them up again
+        self._held = self._looked = None
 
     def group_missing(self) -> None:
         """Redis lost its data: record the gap and restore the grids; :meth:`serve` then
         recreates the groups."""
         self.stats.errors += 1
         log.warning("consumer group missing (Redis lost its data?); recreating it")
-        self._held = None  # its entries went with the data
+        self._held = self._looked = None  # their entries went with the data
         self._check_epoch()
 
     def step(self) -> int:
@@ -172,52 +181,90 @@ class Worker(StreamConsumer):
         # script removes it where it did, once its entries are acknowledged.
         self._reads += 1
         consumer = f"{self._read_prefix}/{self._reads}"
-        # with a batch held, only look for more: if there is none, the held one goes now
-        block = None if self._held else self.block_ms
-        resp = self.read_new(self.reader, self.batch_size, block, consumer)
+        if self.overlap:
+            return self._step_overlapped(consumer)
+        resp = self.read_new(self.reader, self.batch_size, self.block_ms, consumer)
         self._drop_if_empty(keys=list(self.streams), args=[GROUP, consumer])
         total = 0
         for stream, entries in resp or []:
             name = stream.decode() if isinstance(stream, bytes) else stream
-            if self.overlap and name == INCIDENTS and entries:
-                self._overlapped(_decoded(entries), consumer)
-            else:
-                self.process(name, entries, consumer, own=True)
+            self.process(name, entries, consumer, own=True)
             total += len(entries)
+        return total
+
+    # -- overlap ------------------------------------------------------------------------
+    def _step_overlapped(self, consumer: str) -> int:
+        """One round of the overlapping worker (``cockpit worker``). Each incident batch
+        goes through three stages a round apart: checked and placed (no Redis), its stored
+        states looked up, built; then sent to the apply script. Redis runs batch n's script
+        while this process parses and checks batch n + 2 and builds batch n + 1, so the two
+        cores work at once. A batch whose states were read before the batch ahead of it was
+        written (an update of an incident that batch creates) is refused by the script's
+        state check, writing nothing, and prepared again."""
+        busy = self._held is not None or self._looked is not None
+        # with batches in the pipeline, only look for more: if there is none, they go now.
+        # The reply is read whole (hiredis, in C) before the script is sent: a reply of
+        # megabytes would otherwise wait in Redis's output buffer behind the script.
+        reply = self.read_new(self._raw_reader, self.batch_size, None if busy else self.block_ms,
+                              consumer)  # fmt: skip
+        sent = self._send_held()
+        built: _Held | None = None
+        others: list[tuple[str, list]] = []
+        checked: tuple[list, Looked | None] | None = None
+        try:
+            for stream, raw in _stream_entries(reply) or []:
+                name = stream.decode() if isinstance(stream, bytes) else stream
+                if name == INCIDENTS and raw:
+                    entries = _decoded(raw)
+                    checked = (entries, self._check(entries))
+                else:
+                    others.append((name, raw))
+            built = self._build(self._looked)
+            self._looked = None
+        finally:
+            self._finish(sent)
+        self._drop_if_empty(keys=list(self.streams), args=[GROUP, consumer])
+        self._held = built
+        for name, raw in others:
+            self.process(name, raw, consumer, own=True)
+        total = sum(len(raw) for _, raw in others)
+        if checked is not None:
+            entries, looked = checked
+            total += len(entries)
+            if looked is None:  # checking failed: the one-at-a-time path isolates the entry
+                self.settle()
+                self._process_entries(INCIDENTS, entries, consumer, own=True)
+            else:
+                look_up_incidents(self.r, looked)
+                self._looked = _Looked(entries, looked, consumer)
         if not total:
             self.settle()
         return total
 
-    # -- overlap ------------------------------------------------------------------------
     def settle(self) -> None:
-        """Apply the held batch, if any, and wait for it."""
+        """Apply the batches in the pipeline, if any, and wait for them."""
         self._finish(self._send_held())
+        if self._looked is not None:
+            self._held, self._looked = self._build(self._looked), None
+            self._finish(self._send_held())
 
-    def _overlapped(self, entries: list[tuple[str, dict[str, str]]], consumer: str) -> None:
-        """Check this batch of incidents and look up its states, send the held batch to the
-        apply script, build this one while Redis runs that, then hold this one until the
-        next round. What this batch read may predate the held batch's writes (an update of
-        an incident it creates): the script's state check then refuses it, writing nothing,
-        and it is prepared again."""
+    def _check(self, entries: list[tuple[str, dict[str, str]]]) -> Looked | None:
         try:
-            looked = read_incidents(self.r, self._geography(), entries, int(self.clock() * 1000))
-        except (redis.ConnectionError, redis.TimeoutError):
-            raise
-        except Exception:  # noqa: BLE001 - the one-at-a-time path isolates the entry at fault
-            self.settle()
-            self._process_entries(INCIDENTS, entries, consumer, own=True)
-            return
-        sent = self._send_held()
-        try:
-            batch: Batch | None = build_incidents(looked)
+            return check_incidents(self._geography(), entries, int(self.clock() * 1000))
         except Exception:  # noqa: BLE001
-            log.exception("preparing a batch of %d incidents failed", len(entries))
-            batch = None
-        self._finish(sent)
-        if batch is None:
-            self._process_entries(INCIDENTS, entries, consumer, own=True)
-        else:
-            self._held = _Held(entries, batch, consumer)
+            log.exception("checking a batch of %d incidents failed", len(entries))
+            return None
+
+    def _build(self, looked: _Looked | None) -> _Held | None:
+        """The looked-up batch built; if building fails, applied the one-at-a-time way."""
+        if looked is None:
+            return None
+        try:
+            return _Held(looked.entries, build_incidents(looked.looked), looked.consumer)
+        except Exception:  # noqa: BLE001
+            log.exception("preparing a batch of %d incidents failed", len(looked.entries))
+        self._process_entries(INCIDENTS, looked.entries, looked.consumer, own=True)
+        return None
 
     def _send_held(self) -> tuple[_Held, Sent] | None:
         held, self._held = self._held, None
@@ -437,15 +484,21 @@ def wait_for_areas(
             time.sleep(0.2)
 
 
-def _text_client(client: redis.Redis) -> redis.Redis:
+def _text_client(client: redis.Redis, entries: Callable[..., Any] | None = None) -> redis.Redis:
     """A client on the same server whose replies hiredis decodes to text in C (much faster
     than decoding each field in Python); bytes that are not UTF-8 become U+FFFD, which
-    validation rejects as ``wrong_type``."""
+    validation rejects as ``wrong_type``. XREADGROUP's reply becomes stream entries, or what
+    ``entries`` makes of it."""
     pool = client.connection_pool
     kwargs = {**pool.connection_kwargs, "decode_responses": True, "encoding_errors": "replace"}
     reader = redis.Redis(connection_pool=redis.ConnectionPool(pool.connection_class, **kwargs))
-    reader.set_response_callback("XREADGROUP", _stream_entries)
+    reader.set_response_callback("XREADGROUP", entries or _stream_entries)
     return reader
+
+
+def _unparsed(response: Any, **_options: Any) -> Any:
+    """XREADGROUP's reply as hiredis gives it (turned into entries later)."""
+    return response
 
 
 def _stream_entries(response: Any, **_options: Any) -> list[tuple[str, list]] | None:
@@ -465,11 +518,20 @@ def _stream_entries(response: Any, **_options: Any) -> list[tuple[str, list]] | 
 
 @dataclass
 class _Held:
-    """A prepared batch of incidents waiting for the apply script (see Worker._overlapped)."""
+    """A prepared batch of incidents waiting for the apply script (see Worker._step_overlapped)."""
 
     entries: list[tuple[str, dict[str, str]]]
     batch: Batch
     consumer: str  # the name it was read under
+
+
+@dataclass
+class _Looked:
+    """A batch of incidents checked and looked up, waiting to be built."""
+
+    entries: list[tuple[str, dict[str, str]]]
+    looked: Looked
+    consumer: str
 
 
 def _decoded(raw_entries: list) -> list[tuple[str, dict[str, str]]]:

@@ -62,8 +62,9 @@ def prepare_incidents(
 
 @dataclass
 class Looked:
-    """A batch of incident entries checked, placed in grids and with their stored states
-    looked up: all that preparing asks of Redis, and all :func:`build_incidents` needs."""
+    """A batch of incident entries checked and placed in grids (:func:`check_incidents`),
+    then with what it needs from Redis looked up (:func:`look_up_incidents`): all
+    :func:`build_incidents` needs."""
 
     geo: Geography
     now_ms: int
@@ -72,7 +73,7 @@ class Looked:
     pos: np.ndarray
     inside: np.ndarray
     fields_of: dict[str, dict[str, str]]
-    slots: Slots
+    slots: Slots | None = None
     ids: list[str] = field(default_factory=list)
     unique_ids: list[str] = field(default_factory=list)
     found: dict[str, tuple[int, dict] | None] = field(default_factory=dict)
@@ -84,14 +85,17 @@ def read_incidents(
     entries: list[tuple[str, dict[str, str]]],
     now_ms: int | None = None,
 ) -> Looked:
-    """Check and place a batch and look up its stored states (the part of preparing that
-    reads Redis)."""
+    """Check and place a batch and look up its stored states."""
+    return look_up_incidents(client, check_incidents(geo, entries, now_ms))
+
+
+def check_incidents(
+    geo: Geography, entries: list[tuple[str, dict[str, str]]], now_ms: int | None = None
+) -> Looked:
+    """Validate a batch and place its points in grids (no Redis)."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     batch = Batch(entry_ids=[e[0] for e in entries])
     checked = validate_incidents(entries, now_ms, geo.bbox)
-    slots = cached_slots(client, geo.version, geo.codes.area_ids.tolist())
-    batch.slot_token = slots.token
-    batch.window_marks = IncidentAggregates(client).window_marks()
     batch.rejects = list(checked.rejects)
     pos = geo.locator.locate(checked.lon, checked.lat)
     fields_of = dict(entries)
@@ -100,11 +104,23 @@ def read_incidents(
         detail = f"lat={checked.lat[k]}, lon={checked.lon[k]} lies in no grid"
         batch.rejects.append(Reject(eid, "outside_map", detail, fields_of[eid]))
     inside = np.flatnonzero(pos >= 0)
-    looked = Looked(geo, now_ms, batch, checked, pos, inside, fields_of, slots)
+    looked = Looked(geo, now_ms, batch, checked, pos, inside, fields_of)
     if len(inside):
         looked.ids = [checked.ids[k] for k in inside]
         looked.unique_ids = list(dict.fromkeys(looked.ids))
-        looked.found = read_states(client, INCIDENT_STATE, looked.unique_ids, now_ms)
+    return looked
+
+
+def look_up_incidents(client: redis.Redis, looked: Looked) -> Looked:
+    """What building the checked batch needs from Redis: the counter slots, the window
+    watermarks and the stored states of its incidents (the apply script checks that none of
+    them changed before it writes)."""
+    geo, batch = looked.geo, looked.batch
+    looked.slots = cached_slots(client, geo.version, geo.codes.area_ids.tolist())
+    batch.slot_token = looked.slots.token
+    batch.window_marks = IncidentAggregates(client).window_marks()
+    if looked.unique_ids:
+        looked.found = read_states(client, INCIDENT_STATE, looked.unique_ids, looked.now_ms)
     return looked
 
 
@@ -114,6 +130,7 @@ def build_incidents(looked: Looked) -> Batch:
         looked.geo, looked.now_ms, looked.batch, looked.checked, looked.pos
     )  # fmt: skip
     inside, fields_of, slots = looked.inside, looked.fields_of, looked.slots
+    assert slots is not None, "looked up (look_up_incidents) before building"
     ids, unique_ids, found = looked.ids, looked.unique_ids, looked.found
     if len(inside) == 0:
         return batch

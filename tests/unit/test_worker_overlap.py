@@ -41,7 +41,7 @@ def _drain(worker: Worker, r: redis.Redis) -> None:
     for _ in range(100):
         read = worker.step()
         group = {g["name"].decode(): g for g in r.xinfo_groups(INCIDENTS)}["cockpit"]
-        if read == 0 and group["pending"] == 0 and worker._held is None:
+        if read == 0 and group["pending"] == 0 and worker._held is None and worker._looked is None:
             return
     raise AssertionError("worker did not drain the stream")
 
