@@ -123,8 +123,10 @@ def worker_rate(
         raise ValueError(f"{n} events leave {max(0, timed)} to time after the warm-up batch; "
                          f"give at least {warm + batch}")  # fmt: skip
     started, cpu, server = time.perf_counter(), time.process_time(), _server_cpu(client)
-    while worker.stats.applied + worker.stats.dead < n:
-        worker.step()
+    with worker.collecting_between_batches():  # as Worker.run does
+        while worker.stats.applied + worker.stats.dead < n:
+            worker.step()
+        worker.settle()
     rate = timed / (time.perf_counter() - started)
     per_event = {
         "worker_cpu_us_per_event": round((time.process_time() - cpu) / timed * 1e6, 1),

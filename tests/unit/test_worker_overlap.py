@@ -5,6 +5,8 @@ one-batch-at-a-time worker."""
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import redis
 
@@ -78,3 +80,31 @@ def test_ovl001_overlap_counts_equal_one_batch_at_a_time(r, loaded_city):
     assert overlapped.stats.conflicts >= 1  # the updates' batch read states before its reports
     assert _digest(r) == expected
     assert overlapped.stats.dead == plain.stats.dead == N // 10
+
+
+def test_ovl002_garbage_is_collected_between_batches_and_the_setting_restored(r, loaded_city):
+    now_ms = int(r.time()[0]) * 1000
+    _write(r, loaded_city, now_ms)
+    worker = Worker(r, name="gc", batch_size=N, block_ms=10, overlap=True)
+    worker.ensure_groups()
+    assert gc.isenabled()
+    collected: list[int] = []
+
+    def seen(phase: str, info: dict) -> None:
+        if phase == "start":
+            collected.append(info["generation"])
+
+    gc.callbacks.append(seen)
+    try:
+        with worker.collecting_between_batches():
+            assert not gc.isenabled()  # no automatic collection in the middle of a batch
+            worker.step()  # the first round also loads the grids and trims: full collections
+            assert collected[0] == 1
+            collected.clear()
+            worker.step()
+            assert collected == [1]  # only the young generations, at the start of the round
+            _drain(worker, r)
+    finally:
+        gc.callbacks.remove(seen)
+    assert gc.isenabled()
+    assert worker.stats.applied > N
