@@ -231,6 +231,7 @@ class Worker(StreamConsumer):
         # megabytes would otherwise wait in Redis's output buffer behind the script.
         reply = self.read_new(self._raw_reader, self.batch_size, None if busy else self.block_ms,
                               consumer)  # fmt: skip
+        geo = self._geography()  # asked before the script goes: no Redis until it is done
         sent = self._send_held()
         built: _Held | None = None
         others: list[tuple[str, list]] = []
@@ -240,7 +241,7 @@ class Worker(StreamConsumer):
                 name = stream.decode() if isinstance(stream, bytes) else stream
                 if name == INCIDENTS and raw:
                     entries = _decoded(raw)
-                    checked = (entries, self._check(entries))
+                    checked = (entries, self._check(geo, entries))
                 else:
                     others.append((name, raw))
             built = self._build(self._looked)
@@ -272,9 +273,9 @@ class Worker(StreamConsumer):
             self._held, self._looked = self._build(self._looked), None
             self._finish(self._send_held())
 
-    def _check(self, entries: list[tuple[str, dict[str, str]]]) -> Looked | None:
+    def _check(self, geo: Geography, entries: list[tuple[str, dict[str, str]]]) -> Looked | None:
         try:
-            return check_incidents(self._geography(), entries, int(self.clock() * 1000))
+            return check_incidents(geo, entries, int(self.clock() * 1000))
         except Exception:  # noqa: BLE001
             log.exception("checking a batch of %d incidents failed", len(entries))
             return None
