@@ -47,14 +47,16 @@ try:
     segments = []
     load_start = os.getloadavg()[0]
     left = args.events - sum(w.stats.applied + w.stats.dead for w in workers.values())
-    while left >= 2 * args.segment * args.batch:
+    # an overlapped segment ends by applying the two batches still in its pipeline
+    while left >= (2 * args.segment + 2) * args.batch:
         for mode, worker in workers.items():
             done = worker.stats.applied + worker.stats.dead
             goal = done + args.segment * args.batch
             started, cpu = time.perf_counter(), time.process_time()
             server = bench._server_cpu(client)
             while worker.stats.applied + worker.stats.dead < goal:
-                worker.step()
+                if not worker.step():
+                    raise SystemExit(f"the stream ran dry in a segment of {mode}: feed more")
             worker.settle()
             n = worker.stats.applied + worker.stats.dead - done
             seg = {"mode": mode, "events": n, "s": time.perf_counter() - started,

@@ -214,7 +214,8 @@ def freshness(client: redis.Redis, geo: Geography, rate: int, seconds: float) ->
             sent.append((time.perf_counter(), min(k + per_tick, len(entries))))
             time.sleep(max(0.0, started + len(sent) * 0.01 - time.perf_counter()))
         deadline = time.perf_counter() + 30
-        while _applied(client) < len(entries) and time.perf_counter() < deadline:
+        # until the watcher itself has seen the last send applied (else its lag goes unmeasured)
+        while (not seen or seen[-1][1] < len(entries)) and time.perf_counter() < deadline:
             time.sleep(0.01)
         stop.set()
         thread.join(timeout=5)
