@@ -44,6 +44,10 @@ MAP_VIEW = ("const m = window.cockpitAlerts.state.map; if (!m) return null;"
 WALL_VIEW = ("const l = Object.values((window.cockpitMap || {state: {layers: {}}}).state.layers)"
              ".find(l => l._map); if (!l) return null; const m = l._map, c = m.getCenter();"
              "return [c.lat, c.lng, m.getZoom()];")  # fmt: skip
+# what the wall's script holds, and its stream's state (on, events, last view versions)
+WALL_STATE = ("const w = window.cockpitWall, p = window.cockpitPush || {};"
+              "return JSON.stringify({wall: w && w.state, push: {on: p.on, events: p.events,"
+              " views: p.views, view: p.view, at: p.receivedAt}, now: Date.now()});")  # fmt: skip
 LEADER_AREAS = ("return window.cockpitLeader && "
                 "Object.values(window.cockpitLeader.state.layers).some(l => l._map);")  # fmt: skip
 OPS_LIST = ".view-operations .alert-panel"
@@ -235,9 +239,13 @@ def test_als003_new_critical_alert_takes_the_wall_focus_and_returns(demo_server)
 
         alert, title = _raise_cap(demo_server, WALL_GRID, "extreme", "als-wall")
         bounds = _grid_bounds(demo_server, WALL_GRID)
-        focused = wait_until(lambda: (v := _wall_view(wall)) and _inside(v, bounds)
-                             and v[2] > home[2] + 2 and v, timeout=30,
-                             what="wall zoomed to the new critical alert")  # fmt: skip
+        try:
+            focused = wait_until(lambda: (v := _wall_view(wall)) and _inside(v, bounds)
+                                 and v[2] > home[2] + 2 and v, timeout=30,
+                                 what="wall zoomed to the new critical alert")  # fmt: skip
+        except AssertionError as failed:  # say what the wall had, for a failure seen in CI
+            raise AssertionError(f"{failed}; wall state {wall.execute_script(WALL_STATE)}, "
+                                 f"view {_wall_view(wall)}, home {home}, grid {bounds}") from None
         assert wall.execute_script("return window.cockpitWall.state.focusId") == alert
         assert wall.find_element(By.ID, "wall-area").text.startswith("⚠")
         extreme = wall.execute_script(CSS_VAR, "extreme")
