@@ -265,6 +265,31 @@
     });
   }
 
+  // Every Leaflet canvas of the page (the grids' and each vector pane's: sites, boundaries,
+  // gauges, trails) gets a desynchronized 2D context. In software compositing (no GPU, as on
+  // the benchmark's headless Chromium) Chrome copies every ordinary canvas into a new
+  // compositor resource on every frame of the page, changed or not: at 4K, five canvases of
+  // up to 4069x2412 cost 50-200 ms of the main thread per frame (frames come with any change
+  // on the page: a badge, a KPI), in front of the frame that shows new grid colours. A
+  // desynchronized canvas hands its content to the compositor only when it was drawn to.
+  function lowLatency() {
+    if (typeof L === "undefined" || !L.Canvas || L.Canvas.prototype._cockpitLowLatency) { return; }
+    const initContainer = L.Canvas.prototype._initContainer;
+    L.Canvas.include({
+      _cockpitLowLatency: true,
+      _initContainer: function () {
+        const proto = HTMLCanvasElement.prototype;
+        const getContext = proto.getContext;
+        proto.getContext = function (kind, options) {
+          return getContext.call(this, kind,
+                                 kind === "2d" ? Object.assign({ desynchronized: true }, options) : options);
+        };
+        try { initContainer.call(this); } finally { proto.getContext = getContext; }
+      },
+    });
+  }
+  lowLatency();
+
   // The grid renderer of ``map`` (one per map: a renderer belongs to one map). On the wall,
   // which nobody drags, the canvas is the map's size (Leaflet pads it by a tenth on each side
   // so a drag shows no empty edge: 1.44 times the pixels to clear, draw and composite at 4K);
@@ -272,6 +297,7 @@
   function gridRenderer(map) {
     if (!map || typeof L === "undefined") { return undefined; }
     if (!map._cockpitGridRenderer) {
+      lowLatency();
       GridCanvas = GridCanvas || define();
       const wall = map.getContainer().classList.contains("wall-map");
       map._cockpitGridRenderer = new GridCanvas({ padding: wall ? 0 : 0.1 });
