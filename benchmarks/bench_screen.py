@@ -106,6 +106,9 @@ def build_parser(description: str = __doc__) -> argparse.ArgumentParser:
                    help="run the cockpit from this copy of the tree (what-ifs)")  # fmt: skip
     p.add_argument("--reloads", type=int, default=2,
                    help="warm page loads timed after the cold one (2)")  # fmt: skip
+    p.add_argument("--dump-probe", type=Path,
+                   help="write the in-page probe's raw records (responses, restyles, long "
+                        "tasks) of the measuring time to this JSON file")  # fmt: skip
     return p
 
 
@@ -445,6 +448,8 @@ def run(
         }
         out["payload"] = payload(pages, t0, t1)
         out["restyle"] = restyle(pages, t0, t1)
+        if args.dump_probe:
+            args.dump_probe.write_text(json.dumps({"t0": t0, "t1": t1, "probes": pages.probes}))
         out["load_average_end"] = load_average()
         return out
     finally:
