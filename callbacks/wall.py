@@ -36,46 +36,68 @@ def _open_alerts(client: redis.Redis, user: User, geo):  # type: ignore[no-untyp
 @secure_callback(
     Output(ids.WALL_ALERTS, "children"),
     Output(ids.WALL_TICKER, "children"),
-    Output(ids.WALL_RESOLUTION, "children"),
-    Output(ids.WALL_SSI, "children"),
-    Output(ids.WALL_SSI + "-n", "children"),
     Output(ids.WALL_FOCUS, "data"),
     Output(ids.WALL_SHOWN, "data"),
     Input(ids.TICK_ALERTS, "data"),
-    Input(ids.TICK_SLOW, "data"),
     State(ids.WALL_SHOWN, "data"),
     action="view_map",
 )
-def refresh_wall(user: User, _alerts_tick, _slow_tick, shown):
+def refresh_wall_alerts(user: User, _alerts_tick, shown):
+    """Alert tiles, ticker and focus, when the alerts change (and every few seconds, for
+    escalations by time). Apart from the indices: a callback triggered again before it
+    answers is dropped by the page, and on a loaded machine the indices' tick once kept
+    the focus from ever arriving."""
     rt = runtime()
     lang = request_lang(user)
     try:
         geo = rt.geography()
         alerts = _open_alerts(rt.redis, user, geo)
-        resolution = metric_values(rt.redis, "resolution").get(user.area_id)
-        survey = survey_index(rt.redis).get(user.area_id, {})
     except redis.RedisError:
         raise PreventUpdate from None
     scope = scope_grids(geo, user.area_id)
     focus = _focus(alerts, geo, scope)
     # every wall of one area and language shows the same: built once per process and state
-    state = (user.area_id, lang, geo.version, resolution, tuple(sorted(survey.items())),
+    state = (user.area_id, lang, geo.version,
              tuple((a.id, a.status, a.severity, a.updated_at) for a in alerts),
              focus and focus["id"])  # fmt: skip
-    out, key = _SHOWN.get(state, lambda: _wall_parts(alerts, geo, scope, lang, resolution,
-                                                     survey, focus))  # fmt: skip
+    out, key = _SHOWN.get(state, lambda: _alert_parts(alerts, geo, scope, lang, focus))
     if key == shown:
         raise PreventUpdate
     return (*out, key)
 
 
-# What walls show by their state (refresh_wall): a hundred walls of an area ask at once.
+@secure_callback(
+    Output(ids.WALL_RESOLUTION, "children"),
+    Output(ids.WALL_SSI, "children"),
+    Output(ids.WALL_SSI + "-n", "children"),
+    Input(ids.TICK_SLOW, "data"),
+    State(ids.WALL_RESOLUTION, "children"),
+    State(ids.WALL_SSI, "children"),
+    State(ids.WALL_SSI + "-n", "children"),
+    action="view_map",
+)
+def refresh_wall_indices(user: User, _slow_tick, *shown):
+    """The resolution rate and the safety-satisfaction index of the wall's area, sent only
+    when their text changes."""
+    rt = runtime()
+    lang = request_lang(user)
+    try:
+        resolution = metric_values(rt.redis, "resolution").get(user.area_id)
+        survey = survey_index(rt.redis).get(user.area_id, {})
+    except redis.RedisError:
+        raise PreventUpdate from None
+    out = _index_texts(resolution, survey, lang)
+    if list(out) == list(shown):
+        raise PreventUpdate
+    return out
+
+
+# What walls show by their state (refresh_wall_alerts): a hundred walls of an area ask at once.
 _SHOWN = SharedMemo(16)
 
 
-def _wall_parts(alerts, geo, scope, lang, resolution, survey, focus) -> tuple[tuple, str]:  # type: ignore[no-untyped-def]
-    """The wall's tiles, ticker, resolution rate, safety-satisfaction index and focus, and
-    their digest."""
+def _alert_parts(alerts, geo, scope, lang, focus) -> tuple[tuple, str]:  # type: ignore[no-untyped-def]
+    """The wall's alert tiles, ticker and focus, and their digest."""
     counts = {s: 0 for s in SEVERITIES}
     for alert in alerts:
         counts[alert.severity] = counts.get(alert.severity, 0) + 1
@@ -104,6 +126,15 @@ def _wall_parts(alerts, geo, scope, lang, resolution, survey, focus) -> tuple[tu
         ]
         or t("no_open_alerts", lang)
     )
+    if focus is not None:  # the wall's heading names where the alert is while it has the focus
+        focus = {**focus, "name": str(names.get(focus["grid"], ""))}
+    out = (tiles, ticker, focus)
+    # sent only when what the wall shows changes (it was ~8.6 KB every tick, unchanged)
+    return out, digest(*out)  # components by their repr: every prop, nested
+
+
+def _index_texts(resolution: float | None, survey: dict, lang: str) -> tuple[str, str, str]:
+    """The resolution rate, the safety-satisfaction index and its sample count as shown."""
     ssi = survey.get("safety_index")
     ssi_text = (
         f"{(survey['safety_index'] + survey['satisfaction_index']) / 2:.1f}"
@@ -111,12 +142,8 @@ def _wall_parts(alerts, geo, scope, lang, resolution, survey, focus) -> tuple[tu
         else t("not_enough_answers", lang)
     )
     ssi_n = f"n = {survey.get('n', 0):,} {t('answers', lang)}"
-    if focus is not None:  # the wall's heading names where the alert is while it has the focus
-        focus = {**focus, "name": str(names.get(focus["grid"], ""))}
     res_text = f"{resolution:.1f} %" if resolution is not None else "–"
-    out = (tiles, ticker, res_text, ssi_text, ssi_n, focus)
-    # sent only when what the wall shows changes (it was ~8.6 KB every tick, unchanged)
-    return out, digest(*out)  # components by their repr: every prop, nested
+    return res_text, ssi_text, ssi_n
 
 
 def _focus(alerts, geo, scope: frozenset[str]) -> dict | None:  # type: ignore[no-untyped-def]
