@@ -555,12 +555,18 @@ class TruckSimulator:
         self.route_keys = sorted(self.routes)
         start, end = (_hm(h) for h in reference.truck_hours)
         self.shift_start_h, self.shift_end_h = start, end
+        # shift k runs from `start` on local day k to `end` (the next day if it is earlier);
+        # the middle of the time off before it starts its span of the clock: 13:00 for
+        # 20:00-06:00 (shift k holds from 13:00 of day k), 20:00 of day k - 1 for 04:00-12:00
+        end_h = end + (24 if end <= start else 0)
+        self._span_starts_h = (end_h + start + 24) / 2 - 24
         self._shifts: dict[int, tuple[list[_Track], list[Planted]]] = {}
 
     # a shift k starts at the permitted start hour on local day k
     def _shift_index(self, t: float) -> int:
-        # shifts are looked up by the local day of (t - 12 h): noon to noon holds one night
-        return _local_day(t - 12 * 3600)
+        # each shift holds the clock from the middle of the time off before it to the middle
+        # of the time off after it (a planted truck drives up to 100 min outside its hours)
+        return _local_day(t - self._span_starts_h * 3600)
 
     def _shift(self, k: int) -> tuple[list[_Track], list[Planted]]:
         got = self._shifts.get(k)

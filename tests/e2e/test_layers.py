@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from selenium.webdriver.chrome.webdriver import WebDriver
@@ -26,7 +27,7 @@ from shapely import get_coordinates
 
 from cockpit.aggregates import TRUCK_LATEST
 from cockpit.apply import HEALTH
-from cockpit.areastore import load_geography, load_reference
+from cockpit.areastore import load_geography, load_reference, save_reference
 from cockpit.contract import GAUGES, INCIDENTS, TRUCKS
 from cockpit.i18n import category_label, t
 from cockpit.views.officer import CATEGORY_COLORS
@@ -93,10 +94,15 @@ def quiet_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServe
 def lived_in(quiet_server: DemoServer) -> Iterator[DemoServer]:
     """The quiet city given an hour of past incidents, then the simulator's live feed (gauges,
     trucks, incidents) replaying the last 8 minutes at 4x and going on in real time."""
-    from cockpit.simulator import backfill, run_simulator
+    from cockpit.simulator import backfill, local_hour, run_simulator
 
     r = quiet_server.redis()
     geo = load_geography(r)
+    # trucks drive in their permitted hours only (20:00-06:00 in the demo): for this test,
+    # hours from two before now to six after, whatever the time of day CI runs at
+    hour = local_hour(time.time())
+    hours = tuple(f"{int(h):02d}:{int(h % 1 * 60):02d}" for h in ((hour - 2) % 24, (hour + 6) % 24))
+    save_reference(r, replace(load_reference(r), truck_hours=hours))
     applied_before = int(r.hget(HEALTH, f"{INCIDENTS}|applied") or 0)
     # as many as the daily curve gives this hour (about 4,300 to 10,000 at 3/s)
     written = backfill(r, geo, rate=3, seed=11, minutes=60)

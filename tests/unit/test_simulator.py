@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -402,3 +403,20 @@ def test_sim020_feeds_can_be_chosen_and_the_limit_counts_them(r, loaded_city, re
     assert written == 0  # no incident entries
     assert r.xlen(GAUGES) == 50
     assert r.xlen(INCIDENTS) == r.xlen(TRUCKS) == r.xlen(SURVEYS) == 0
+
+
+@pytest.mark.parametrize("hours", [("07:30", "18:00"), ("04:00", "12:00"), ("22:00", "05:00")])
+def test_sim017_trucks_drive_in_any_permitted_hours(reference, geo, hours) -> None:
+    """A shift is found for any permitted hours, not only a night's (reference data may give
+    07:30-18:00): from an hour after they begin to an hour before they end, trucks drive."""
+    sim = TruckSimulator(replace(reference, truck_hours=hours), geo, seed=7)
+    begin, end = (int(h[:2]) + int(h[3:]) / 60 for h in hours)
+    start = datetime(2026, 7, 6, 0, 0, tzinfo=CST).timestamp()
+    checked = 0
+    for k in range(2 * 24 * 4):  # every 15 minutes of two days
+        t = start + 900 * k
+        hour = local_hour(t)
+        if 1 <= (hour - begin) % 24 <= (end - begin) % 24 - 1:
+            assert any(float(p["speed_kmh"]) > 0 for p in sim.positions(t)), (hours, hour)
+            checked += 1
+    assert checked >= 2 * 4 * 5  # at least five hours a day inside
