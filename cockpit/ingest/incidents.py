@@ -57,7 +57,7 @@ def prepare_incidents(
     entries: list[tuple[str, dict[str, str]]],
     now_ms: int | None = None,
 ) -> Batch:
-    return build_incidents(read_incidents(client, geo, entries, now_ms))
+    return build_incidents(look_up_incidents(client, check_incidents(geo, entries, now_ms)))
 
 
 @dataclass
@@ -77,16 +77,6 @@ class Looked:
     ids: list[str] = field(default_factory=list)
     unique_ids: list[str] = field(default_factory=list)
     found: dict[str, tuple[int, dict] | None] = field(default_factory=dict)
-
-
-def read_incidents(
-    client: redis.Redis,
-    geo: Geography,
-    entries: list[tuple[str, dict[str, str]]],
-    now_ms: int | None = None,
-) -> Looked:
-    """Check and place a batch and look up its stored states."""
-    return look_up_incidents(client, check_incidents(geo, entries, now_ms))
 
 
 def check_incidents(
@@ -125,7 +115,7 @@ def look_up_incidents(client: redis.Redis, looked: Looked) -> Looked:
 
 
 def build_incidents(looked: Looked) -> Batch:
-    """The batch's states and counts from what :func:`read_incidents` found (no Redis)."""
+    """The batch's states and counts from what :func:`look_up_incidents` found (no Redis)."""
     geo, now_ms, batch, checked, pos = (
         looked.geo, looked.now_ms, looked.batch, looked.checked, looked.pos
     )  # fmt: skip
