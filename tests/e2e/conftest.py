@@ -169,3 +169,24 @@ def sign_in(driver: webdriver.Chrome, server: DemoServer, user: str, path: str =
     driver.find_element(By.ID, "password").send_keys(server.password(user))
     driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
     wait_until(lambda: "/login" not in driver.current_url, timeout=15, what=f"{user} signed in")
+
+
+# Switch the layer control's overlays: on exactly those named (a click on each checkbox to flip).
+OVERLAYS_JS = """
+const keep = arguments[0];
+const names = [];
+for (const label of document.querySelectorAll(".leaflet-control-layers-overlays label")) {
+  const input = label.querySelector("input");
+  const name = label.textContent.trim();
+  names.push(name);
+  if (input.checked !== keep.includes(name)) { input.click(); }
+}
+return names;
+"""
+
+
+def show_overlays(driver: webdriver.Chrome, keys: list[str], lang: str = "en") -> list[str]:
+    """Leave on only the overlays with these i18n keys; the names the control lists."""
+    from cockpit.i18n import t
+
+    return driver.execute_script(OVERLAYS_JS, [t(k, lang) for k in keys])

@@ -42,6 +42,7 @@ from tests.e2e.conftest import (
     outside,
     requested_urls,
     screenshot,
+    show_overlays,
     sign_in,
 )
 
@@ -192,18 +193,6 @@ for (const m of Object.values(s.clusters)) {
   if (m._map) { clustered += m.feature.properties.point_count; clusters++; }
 }
 return {points: points, clustered: clustered, clusters: clusters};
-"""
-# Switch the layer control's overlays: on exactly those named.
-OVERLAYS_JS = """
-const keep = arguments[0];
-const names = [];
-for (const label of document.querySelectorAll(".leaflet-control-layers-overlays label")) {
-  const input = label.querySelector("input");
-  const name = label.textContent.trim();
-  names.push(name);
-  if (input.checked !== keep.includes(name)) { input.click(); }
-}
-return names;
 """
 
 
@@ -470,13 +459,9 @@ return true;
 """
 
 
-def _overlays(driver: WebDriver, keys: list[str]) -> list[str]:
-    return driver.execute_script(OVERLAYS_JS, [t(k, EN) for k in keys])
-
-
 def test_lay005_every_layer_appears_with_its_legend(browser, lived_in):
     _open_map(browser, lived_in)
-    names = _overlays(browser, [k for k in DRAWN] + ["layer_trails"])
+    names = show_overlays(browser, [k for k in DRAWN] + ["layer_trails"])
     for key in DRAWN:
         assert t(key, EN) in names, f"{key} missing from the layer control"
     for key, (drawn_js, _title) in DRAWN.items():
@@ -502,7 +487,7 @@ def test_lay005_every_layer_appears_with_its_legend(browser, lived_in):
     )  # fmt: skip
     assert drawn["clusters"] > 0  # that many points are clustered
     # switching an overlay off takes it off the map, and it stays off while its data updates
-    _overlays(browser, ["layer_heat"])
+    show_overlays(browser, ["layer_heat"])
     grids, points = DRAWN["layer_grids"][0], DRAWN["layer_incidents"][0]
     wait_until(lambda: browser.execute_script(grids) == 0 and browser.execute_script(points) == 0,
                timeout=10, what="grids and incident points off")  # fmt: skip
@@ -532,7 +517,7 @@ def _ready(driver: WebDriver, keys: list[str]) -> None:
 def test_lay006_screenshots_of_each_layer_and_the_4k_map(browser, lived_in):
     _open_map(browser, lived_in)
     for name, keys in LAYERS.items():
-        _overlays(browser, keys)
+        show_overlays(browser, keys)
         _ready(browser, keys)
         title = DRAWN[keys[0]][1] or HEAT_TITLE
         assert browser.execute_script(SHOW_LEGEND_JS, title), f"no legend {title!r}"

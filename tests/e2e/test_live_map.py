@@ -9,7 +9,7 @@ from shapely import get_coordinates
 
 from cockpit.contract import INCIDENTS
 from tests.conftest import wait_until
-from tests.e2e.conftest import outside, requested_urls, screenshot, sign_in
+from tests.e2e.conftest import outside, requested_urls, screenshot, show_overlays, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -256,6 +256,19 @@ def test_map004_grid_canvas_paints_each_grid_in_its_class_colour_and_hover_on_to
     over its neighbours, then gone when the mouse leaves. A real mouse hovers it, though the
     canvases of the panes above take its events first."""
     _open_map(browser, demo_server)
+    # the layers of markers go: the incidents added below would draw a marker right where the
+    # mouse hovers (under load their slow tick came first, and the marker took the hover), and
+    # a truck may drive over the grid
+    show_overlays(browser, ["layer_grids", "layer_heat", "layer_sites", "layer_gauges"])
+    wait_until(
+        lambda: browser.execute_script(
+            "const s = window.cockpitIncidents.state; return !Object.values(s.points)"
+            ".concat(Object.values(s.clusters)).some(m => m._map)"
+            " && !document.querySelector('.truck-icon')"
+        ),
+        timeout=10,
+        what="incident and truck markers off the map",
+    )
     wait_until(
         lambda: browser.execute_script("return window.cockpitPush.on && window.cockpitPush.events"),
         timeout=15,
