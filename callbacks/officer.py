@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 import redis
-from dash import ALL, Input, Output, Patch, State, ctx, no_update
+from dash import ALL, ClientsideFunction, Input, Output, Patch, State, clientside_callback, ctx
 from dash.exceptions import PreventUpdate
 
 from cockpit import ids
@@ -63,7 +63,7 @@ def _filters(categories: object, statuses: object, window: object, text: object)
 
 @secure_callback(
     Output(ids.OFFICER_POINTS, "data"),
-    Output(ids.OFFICER_LIST, "children"),
+    Output(ids.OFFICER_ROWS, "data"),
     Output(ids.OFFICER_COUNT, "children"),
     Output(ids.OFFICER_LIST_STORE, "data"),
     Input(ids.TICK, "n_intervals"),
@@ -71,12 +71,11 @@ def _filters(categories: object, statuses: object, window: object, text: object)
     Input(ids.OFFICER_STATUS, "value"),
     Input(ids.OFFICER_RANGE, "value"),
     Input(ids.OFFICER_TEXT, "value"),
-    Input(ids.OFFICER_SELECTED, "data"),
     State(ids.OFFICER_LIST_STORE, "data"),
     action="view_incidents",
 )
-def refresh_incidents(user: User, _tick, categories, statuses, window, text, selected, store):  # type: ignore[no-untyped-def]
-    """The list and the map's points for the filters; unchanged data is not sent again."""
+def refresh_incidents(user: User, _tick, categories, statuses, window, text, store):  # type: ignore[no-untyped-def]
+    """The list's rows and the map's points for the filters; unchanged data is not sent again."""
     rt = runtime()
     cats, sts, window, text = _filters(categories, statuses, window, text)
     lang = request_lang(user)
@@ -87,21 +86,25 @@ def refresh_incidents(user: User, _tick, categories, statuses, window, text, sel
                                    cats, sts, text, limit=LIMIT)  # fmt: skip
     except redis.RedisError:
         raise PreventUpdate from None
-    selected = selected if isinstance(selected, str) else None
     data_key = _digest(records, lang, geo.version)
-    list_key = _digest(data_key, selected)
     previous = store if isinstance(store, dict) else {}
-    if previous.get("list") == list_key:
+    if previous.get("data") == data_key:
         raise PreventUpdate  # the browser already shows exactly this
-    points = no_update if previous.get("data") == data_key else incident_features(
-        records, geo, lang)  # fmt: skip
     count = t("officer_n_incidents", lang, n=len(records))
     if len(records) >= LIMIT:
         count = t("officer_n_incidents_max", lang, n=LIMIT)
     if not records:
         count = t("officer_no_incidents", lang)
-    rows = incident_rows(records, geo, lang, selected)
-    return points, rows, count, {"data": data_key, "list": list_key}
+    return (incident_features(records, geo, lang), incident_rows(records, geo, lang), count,
+            {"data": data_key})  # fmt: skip
+
+
+clientside_callback(  # rows drawn in place, each kept by id (assets/officer.js)
+    ClientsideFunction(namespace="cockpitOfficer", function_name="drawRows"),
+    Output(ids.OFFICER_ROWS_DRAWN, "data"),
+    Input(ids.OFFICER_ROWS, "data"),
+    Input(ids.OFFICER_SELECTED, "data"),
+)
 
 
 @secure_callback(
@@ -131,28 +134,25 @@ def refresh_grid_colours(user: User, _tick):  # type: ignore[no-untyped-def]
 
 @secure_callback(
     Output(ids.OFFICER_SELECTED, "data"),
-    Input({"type": ids.OFFICER_ROW, "id": ALL}, "n_clicks"),
+    Input(ids.OFFICER_ROW_CLICK, "data"),
     Input(ids.OFFICER_POINTS, "clickData"),
     Input(ids.OFFICER_CLOSE, "n_clicks"),
     prevent_initial_call=True,
     action="view_incidents",
 )
-def select_incident(user: User, _rows, click_data, _close):  # type: ignore[no-untyped-def]
+def select_incident(user: User, _row, click_data, _close):  # type: ignore[no-untyped-def]
     """The incident the officer clicked (row or marker), kept only if it is in their scope."""
     chosen: object = None
     for item in ctx.triggered:
         prop, value = item["prop_id"], item["value"]
         if prop == f"{ids.OFFICER_CLOSE}.n_clicks" and value:
             return None
-        if prop.endswith(".n_clicks") and value:
-            try:
-                chosen = json.loads(prop.rsplit(".", 1)[0]).get("id")
-            except (ValueError, AttributeError):
-                chosen = None
+        if prop == f"{ids.OFFICER_ROW_CLICK}.data" and isinstance(value, dict):
+            chosen = value.get("id")
         elif prop == f"{ids.OFFICER_POINTS}.clickData" and isinstance(value, dict):
             chosen = (value.get("properties") or {}).get("id") or value.get("id")
-    if chosen is None:
-        raise PreventUpdate  # rows re-rendered (n_clicks 0): not a click
+    if not isinstance(chosen, str) or not chosen:
+        raise PreventUpdate  # not a click on anything
     rt = runtime()
     try:
         found = incident_detail(rt.redis, rt.geography(), user, chosen)

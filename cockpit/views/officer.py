@@ -204,6 +204,7 @@ def layout(user: User, lang: str) -> html.Div:
                                 children=[
                                     html.H2(t("officer_list", lang)),
                                     html.Div(id=ids.OFFICER_COUNT, className="officer-count"),
+                                    # drawn by assets/officer.js from OFFICER_ROWS
                                     html.Ul(id=ids.OFFICER_LIST, className="officer-list"),
                                 ],
                             ),
@@ -213,6 +214,9 @@ def layout(user: User, lang: str) -> html.Div:
             ),
             dcc.Store(id=ids.OFFICER_SELECTED, data=None),
             dcc.Store(id=ids.OFFICER_LIST_STORE, data={}),
+            dcc.Store(id=ids.OFFICER_ROWS, data=[]),
+            dcc.Store(id=ids.OFFICER_ROWS_DRAWN, data=0),
+            dcc.Store(id=ids.OFFICER_ROW_CLICK, data=None),
             dcc.Store(id=ids.OFFICER_DETAIL_STORE, data=None),
             dcc.Store(id=ids.OFFICER_ALERTS_STORE, data={}),
         ],
@@ -228,37 +232,27 @@ def preview(text: str | None) -> str:
     return one_line if len(one_line) <= TEXT_PREVIEW else one_line[: TEXT_PREVIEW - 1] + "…"
 
 
-def incident_rows(
-    records: list[dict[str, Any]], geo: Geography, lang: str, selected: str | None
-) -> list[html.Li]:
-    """One clickable row per incident (newest first, as given)."""
+def incident_rows(records: list[dict[str, Any]], geo: Geography, lang: str) -> list[dict]:
+    """One row per incident (newest first, as given), its words already in the user's language.
+    assets/officer.js draws them with textContent and keeps each row's element by id, so a row
+    stays the same element while the live list changes around it (a tap or the keyboard focus
+    on it is not lost to a redraw)."""
     rows = []
     for rec in records:
-        inc_id = str(rec["id"])
-        category = rec.get("category", "other")
-        rows.append(
-            html.Li(
-                id={"type": ids.OFFICER_ROW, "id": inc_id},
-                n_clicks=0,
-                role="button",
-                tabIndex="0",
-                className="officer-row selected" if inc_id == selected else "officer-row",
-                **{"data-id": inc_id, "data-grid": str(rec.get("grid", "")),
-                   "data-category": category, "data-status": str(rec.get("status", ""))},
-                children=[
-                    html.Div(className="row-head", children=[
-                        html.Span(className="dot",
-                                  style={"background": CATEGORY_COLORS.get(category, "#6b7280")}),
-                        html.Span(category_label(category, lang), className="row-category"),
-                        html.Span(local_time(rec.get("ts")), className="row-time"),
-                        html.Span(status_label(rec.get("status", ""), lang),
-                                  className=f"row-status st-{rec.get('status', '')}"),
-                    ]),  # fmt: skip
-                    html.Div(area_name(geo, str(rec.get("grid", "")), lang), className="row-grid"),
-                    html.Div(preview(rec.get("text")), className="row-text"),
-                ],
-            )
-        )
+        category = str(rec.get("category", "other"))
+        status = str(rec.get("status", ""))
+        rows.append({
+            "id": str(rec["id"]),
+            "grid": str(rec.get("grid", "")),
+            "category": category,
+            "status": status,
+            "colour": CATEGORY_COLORS.get(category, "#6b7280"),
+            "category_label": category_label(category, lang),
+            "time": local_time(rec.get("ts")),
+            "status_label": status_label(status, lang),
+            "grid_name": area_name(geo, str(rec.get("grid", "")), lang),
+            "text": preview(rec.get("text")),
+        })  # fmt: skip
     return rows
 
 

@@ -144,8 +144,7 @@ def test_xss001_officer_list_tooltip_detail_and_alerts_show_feed_text_as_text(de
         assert preview(hostile.text) in tip and hostile.address in tip
         assert_nothing_injected(driver, "officer tooltip")
 
-        # the list is redrawn on every tick, so find and click the row in one go, again if
-        # it was replaced in between
+        # the row is clicked as soon as it is there (again, should it be gone in between)
         wait_until(lambda: _click(driver, f'.officer-row[data-id="{hostile.incident}"]'),
                    timeout=15, what="a click on the hostile row")  # fmt: skip
         fields = wait_until(lambda: _texts(driver, DETAIL, hostile.incident), timeout=15,

@@ -112,18 +112,17 @@ def test_off001_detail_of_another_streets_incident_is_not_sent(client):
 
 def test_off002_forged_clicks_cannot_select_another_areas_incident(client):
     for forged in ("theirs-1", "petition-1"):
-        row = {"id": forged, "type": "officer-row"}
         inputs = [
-            [_inp(row, "n_clicks", 1)],
+            _inp("officer-row-click", "data", {"id": forged, "at": 1}),
             _inp("officer-points", "clickData", None),
             _inp("officer-close", "n_clicks", 0),
         ]
-        changed = [json.dumps(row, separators=(",", ":"), sort_keys=True) + ".n_clicks"]
-        status, body = call(client, "officer-selected.data", inputs, [], changed)
+        status, body = call(client, "officer-selected.data", inputs, [],
+                            ["officer-row-click.data"])  # fmt: skip
         assert status == 200
         assert json.loads(body)["response"]["officer-selected"]["data"] is None
         # a forged marker click (a feature of another street) is refused the same way
-        inputs[0] = []
+        inputs[0] = _inp("officer-row-click", "data", None)
         inputs[1]["value"] = {"type": "Feature", "id": forged, "properties": {"id": forged}}
         status, body = call(client, "officer-selected.data", inputs, [],
                             ["officer-points.clickData"])  # fmt: skip
@@ -140,10 +139,9 @@ def test_off003_forged_filters_never_widen_the_list(client):
         _inp("officer-status", "value", ["new", "bogus"]),
         _inp("officer-range", "value", "9999h"),
         _inp("officer-text", "value", {"$ne": ""}),
-        _inp("officer-selected", "data", "theirs-1"),
     ]
-    state = [_inp("officer-list-store", "data", {"data": "x", "list": "y"})]
-    status, body = call(client, "officer-list.children", inputs, state,
+    state = [_inp("officer-list-store", "data", {"data": "x"})]
+    status, body = call(client, "officer-rows.data", inputs, state,
                         ["officer-category.value"])  # fmt: skip
     assert status == 200
     assert "mine-1" in body and MINE_TEXT in body
@@ -151,7 +149,7 @@ def test_off003_forged_filters_never_widen_the_list(client):
         assert leaked not in body
     # a text search for the other street's text finds nothing
     inputs[4]["value"] = "secret"
-    status, body = call(client, "officer-list.children", inputs, state, ["officer-text.value"])
+    status, body = call(client, "officer-rows.data", inputs, state, ["officer-text.value"])
     assert SECRET_TEXT not in body and "theirs-1" not in body and "mine-1" not in body
 
 
