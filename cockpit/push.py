@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -61,6 +62,18 @@ from layers.grids import ZERO_COLOR, scheme
 
 PUSH_PATH = "/push/grids"
 STALE_MS = {"incidents": 60_000, "gauges": 180_000, "trucks": 120_000}
+# Set when this web process shuts down: a stream never ends by itself, and gunicorn waited its
+# whole graceful timeout (30 s) for open ones, then killed the process (Ctrl-C of the demo
+# took 31 s with one wall open). Ended, the browsers' EventSource reconnects elsewhere.
+_STOPPING = threading.Event()
+_WATCHES: weakref.WeakSet[SeqWatch] = weakref.WeakSet()
+
+
+def stop_streams() -> None:
+    """End every push stream of this process within moments (it is shutting down)."""
+    _STOPPING.set()
+    for watch in list(_WATCHES):
+        watch.wake()
 
 
 def push_url() -> str | None:
@@ -109,14 +122,22 @@ class SeqWatch:
         self._slow = (0, None, 0.0)  # counter, the sequence number and time it moved at
         self._alerts = ("", 0.0)  # the alerts version passed on, and when
         self._started = False
+        _WATCHES.add(self)
 
     def wait_newer(self, seen: Watched | None, timeout: float) -> Watched | None:
         """What the watcher read once it differs from ``seen``, or None after ``timeout``."""
         self._start()
         with self._changed:
-            self._changed.wait_for(lambda: self._state is not None and self._state != seen,
-                                   timeout)  # fmt: skip
+            self._changed.wait_for(
+                lambda: _STOPPING.is_set() or (self._state is not None and self._state != seen),
+                timeout,
+            )
             return self._state if self._state != seen else None
+
+    def wake(self) -> None:
+        """Wake the streams waiting here (to see that the process stops)."""
+        with self._changed:
+            self._changed.notify_all()
 
     def _start(self) -> None:
         with self._changed:
@@ -320,10 +341,12 @@ class GridStream:
         seen, sent_at = since, 0.0
         state: Watched | None = None
         shown: dict[str, object] | None = None
-        while (left := end - time.monotonic()) > 0:
+        while (left := end - time.monotonic()) > 0 and not _STOPPING.is_set():
             # coalesce: whatever changed during the interval travels in one event
             time.sleep(max(0.0, sent_at + self.limits.interval_s - time.monotonic()))
             new = self.watch.wait_newer(state, min(self.limits.heartbeat_s, left))
+            if _STOPPING.is_set():
+                return
             if new is None:
                 yield self.age()
             else:

@@ -84,13 +84,27 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer
         redis_url = env.get("COCKPIT_REDIS_URL") or (data_dir / "redis" / "url").read_text().strip()
         yield DemoServer(base, redis_url, data_dir, proc)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_demo(proc, data_dir)
         log.close()
+
+
+def stop_demo(proc: subprocess.Popen, data_dir: Path) -> None:
+    """Ctrl-C for the demo's process group; if it is still there after 30 s, SIGKILL, and then
+    stop its embedded Redis too (a server of its own session: a killed demo leaves it running)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=30)
+        return
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    url_file = data_dir / "redis" / "url"
+    if url_file.exists():
+        with contextlib.suppress(redis.RedisError, OSError):
+            redis.Redis.from_url(url_file.read_text().strip(), socket_timeout=2).shutdown(
+                nosave=True
+            )
 
 
 def _chromium_paths() -> tuple[str, str]:

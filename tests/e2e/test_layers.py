@@ -10,10 +10,8 @@ feed (an hour of past incidents, then the simulator's gauges and trucks) for the
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -44,6 +42,7 @@ from tests.e2e.conftest import (
     screenshot,
     show_overlays,
     sign_in,
+    stop_demo,
 )
 
 pytestmark = pytest.mark.e2e
@@ -82,12 +81,7 @@ def quiet_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServe
         assert server.redis().xlen(INCIDENTS) == 0  # no simulator, no backfill: a quiet city
         yield server
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_demo(proc, data_dir)
         log.close()
 
 
