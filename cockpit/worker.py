@@ -162,9 +162,24 @@ class Worker(StreamConsumer):
         wait_for_areas(self.r, stop, timeout=float("inf"), restore=self._geo)
         self.aggregates.migrate_hash_counters()
         while not stop():
-            self.step()
+            try:
+                self.step()
+            except NoAreasError:
+                self._grids_gone(stop)
+                continue
             backoff.reset()
         self.settle()
+
+    def _grids_gone(self, stop: Callable[[], bool]) -> None:
+        """The grids vanished from Redis while its streams stayed (a key evicted under
+        ``maxmemory``, or deleted by hand): put back the ones held and go on, instead of
+        stopping. Batches in the pipeline were not sent; their entries stay pending and are
+        taken up again (claim_stale)."""
+        self.stats.errors += 1
+        log.warning("the grids are gone from Redis; putting back the %s held",
+                    f"{len(self._geo.grid_ids):,}" if self._geo else "none")  # fmt: skip
+        self._held = self._looked = None
+        wait_for_areas(self.r, stop, timeout=float("inf"), restore=self._geo)
 
     def redis_away(self, exc: BaseException) -> None:
         self.stats.errors += 1

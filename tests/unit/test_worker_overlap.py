@@ -108,3 +108,56 @@ def test_ovl002_garbage_is_collected_between_batches_and_the_setting_restored(r,
         gc.callbacks.remove(seen)
     assert gc.isenabled()
     assert worker.stats.applied > N
+
+
+def test_ovl003_grids_gone_from_redis_are_put_back_and_nothing_is_lost(r, loaded_city):
+    """The grid keys vanish under a running worker (evicted, or deleted by hand) while its
+    streams stay: it puts back the grids it holds and counts every entry, instead of stopping
+    with NoAreasError."""
+    import threading
+
+    from cockpit.areastore import AREAS_KEY, VERSION_KEY
+    from tests.conftest import wait_until
+
+    now_ms = int(r.time()[0]) * 1000
+    pts = loaded_city.areas.grids.geometry.representative_point()
+
+    def feed(tag: str, n: int) -> None:
+        with r.pipeline(transaction=False) as pipe:
+            for k in range(n):
+                pipe.xadd(INCIDENTS, {"id": f"{tag}-{k}", "ts": str(now_ms - 1000),
+                                      "category": "traffic", "lat": f"{pts.y.iloc[k]:.7f}",
+                                      "lon": f"{pts.x.iloc[k]:.7f}"})  # fmt: skip
+            pipe.execute()
+
+    def counted() -> int:
+        return IncidentAggregates(r).window_counts("1h").get("wx", 0)
+
+    worker = Worker(r, name="gone", batch_size=50, block_ms=10, overlap=True,
+                    claim_idle_ms=500)  # fmt: skip
+    stopping = threading.Event()
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            worker.run(stopping.is_set)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            failed.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        feed("a", 100)
+        wait_until(lambda: counted() == 100, timeout=20, what="first entries counted")
+        r.delete(AREAS_KEY, VERSION_KEY)
+        feed("b", 150)
+        wait_until(lambda: counted() == 250 or failed, timeout=30,
+                   what="entries after the grids vanished counted")  # fmt: skip
+        assert not failed, failed
+        assert thread.is_alive()
+        assert r.get(VERSION_KEY).decode() == loaded_city.version  # the grids are back
+        assert worker.stats.errors >= 1
+    finally:
+        stopping.set()
+        thread.join(timeout=10)
+    assert counted() == 250
