@@ -59,33 +59,49 @@ def _healthy(url: str) -> bool:
         return False
 
 
+def launch_demo(data_dir: Path, args: list[str], env: dict[str, str],
+                timeout: float = 90) -> tuple[subprocess.Popen, str]:  # fmt: skip
+    """`cockpit demo ARGS` in its own process group, logging to DATA_DIR/demo.log; returns
+    (process, base URL) once it serves and has printed the sign-ins."""
+    port = free_port()
+    log_path = data_dir / "demo.log"
+    with log_path.open("wb") as log:  # the child keeps its own descriptor
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cockpit", "demo", "--port", str(port), "--data-dir",
+             str(data_dir), *args],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: proc.poll() is not None
+                   or (_healthy(base) and "demo-city" in log_path.read_text()),
+                   timeout=timeout, what="demo up")  # fmt: skip
+        assert proc.poll() is None, log_path.read_text()
+    except BaseException:
+        stop_demo(proc, data_dir)
+        raise
+    return proc, base
+
+
+def demo_env() -> dict[str, str]:
+    """The environment without COCKPIT_ settings, but with COCKPIT_REDIS_URL when set."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
+    if os.environ.get("COCKPIT_REDIS_URL"):
+        env["COCKPIT_REDIS_URL"] = os.environ["COCKPIT_REDIS_URL"]
+    return env
+
+
 @pytest.fixture(scope="session")
 def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
     """`cockpit demo` in a fresh data dir, with a slow feed so tests control what changes."""
     data_dir = tmp_path_factory.mktemp("demo-data")
-    port = free_port()
-    log = (data_dir / "demo.log").open("wb")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
-    if os.environ.get("COCKPIT_REDIS_URL"):
-        env["COCKPIT_REDIS_URL"] = os.environ["COCKPIT_REDIS_URL"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cockpit", "demo", "--port", str(port), "--data-dir",
-         str(data_dir), "--rate", "2"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    env = demo_env()
+    proc, base = launch_demo(data_dir, ["--rate", "2"], env)
     try:
-        wait_until(
-            lambda: proc.poll() is not None
-            or (_healthy(base) and "demo-city" in (data_dir / "demo.log").read_text()),
-            timeout=90, what="demo up",
-        )  # fmt: skip
-        assert proc.poll() is None, (data_dir / "demo.log").read_text()
         redis_url = env.get("COCKPIT_REDIS_URL") or (data_dir / "redis" / "url").read_text().strip()
         yield DemoServer(base, redis_url, data_dir, proc)
     finally:
         stop_demo(proc, data_dir)
-        log.close()
 
 
 def stop_demo(proc: subprocess.Popen, data_dir: Path) -> None:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -34,8 +32,7 @@ from layers.incidents import MAX_POINTS
 from tests.conftest import wait_until
 from tests.e2e.conftest import (
     DemoServer,
-    _healthy,
-    free_port,
+    launch_demo,
     make_browser,
     outside,
     requested_urls,
@@ -59,30 +56,16 @@ def quiet_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServe
     """`cockpit demo --no-simulator --backfill 0`: the demo city, worker, alert engine and app,
     with empty feeds."""
     data_dir = tmp_path_factory.mktemp("layers-data")
-    port = free_port()
-    log = (data_dir / "demo.log").open("wb")
     env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
     env["COCKPIT_STALE_AFTER_S"] = str(STALE_S)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cockpit", "demo", "--port", str(port), "--data-dir",
-         str(data_dir), "--no-simulator", "--backfill", "0"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    proc, base = launch_demo(data_dir, ["--no-simulator", "--backfill", "0"], env, timeout=120)
     try:
-        wait_until(
-            lambda: proc.poll() is not None
-            or (_healthy(base) and "demo-city" in (data_dir / "demo.log").read_text()),
-            timeout=120, what="quiet demo up",
-        )  # fmt: skip
-        assert proc.poll() is None, (data_dir / "demo.log").read_text()
         redis_url = (data_dir / "redis" / "url").read_text().strip()
         server = DemoServer(base, redis_url, data_dir, proc)
         assert server.redis().xlen(INCIDENTS) == 0  # no simulator, no backfill: a quiet city
         yield server
     finally:
         stop_demo(proc, data_dir)
-        log.close()
 
 
 @pytest.fixture(scope="module")

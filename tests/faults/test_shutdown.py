@@ -9,8 +9,6 @@ import http.cookiejar
 import os
 import re
 import signal
-import subprocess
-import sys
 import threading
 import time
 import urllib.parse
@@ -20,7 +18,7 @@ from pathlib import Path
 import redis
 
 from tests.conftest import wait_until
-from tests.e2e.conftest import _healthy, free_port
+from tests.e2e.conftest import launch_demo
 
 
 def _sign_in(base: str, user: str, password: str) -> urllib.request.OpenerDirector:
@@ -38,21 +36,10 @@ def _sign_in(base: str, user: str, password: str) -> urllib.request.OpenerDirect
 
 
 def test_sdn001_ctrl_c_stops_the_demo_at_once_while_a_wall_streams(tmp_path: Path) -> None:
-    port = free_port()
     log_path = tmp_path / "demo.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cockpit", "demo", "--port", str(port), "--data-dir",
-             str(tmp_path), "--rate", "2"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}  # embedded Redis
+    proc, base = launch_demo(tmp_path, ["--rate", "2"], env)
     try:
-        wait_until(lambda: proc.poll() is not None
-                   or (_healthy(base) and "demo-city" in log_path.read_text()),
-                   timeout=90, what="demo up")  # fmt: skip
-        assert proc.poll() is None, log_path.read_text()
         found = re.search(r"^\s+\w+\s+demo-city\s+(\S+)\s+area", log_path.read_text(), re.M)
         assert found
         opener = _sign_in(base, "demo-city", found.group(1))
