@@ -128,3 +128,37 @@ def test_wrk003_trim_keeps_unprocessed_and_survives_idle_groups(r, loaded_city):
     worker.trim()
     assert r.xlen(INCIDENTS) < 3001  # trimmed (approximately: whole nodes) ...
     assert r.xrange(INCIDENTS, min=f"{now_ms}-0")[0][1][b"id"] == b"fresh"  # ... not the new one
+
+
+def test_wrk004_an_entry_that_keeps_failing_goes_to_the_dead_letters(r, loaded_city):
+    """An entry that three workers took and died on (read, never acknowledged) is dead-lettered
+    with its fields when the next worker claims it, instead of being tried a fourth time; an
+    entry taken by one dead worker only is claimed and counted."""
+    from tests.conftest import wait_until
+
+    lon, lat, _pos = _points_in(loaded_city, 2, seed=5)
+    now_ms = int(r.time()[0]) * 1000
+    fields = [{"id": f"k{k}", "ts": str(now_ms), "category": "dispute", "lat": str(lat[k]),
+               "lon": str(lon[k])} for k in range(2)]  # fmt: skip
+    worker = Worker(r, name="survivor", claim_idle_ms=1, max_deliveries=3, block_ms=10)
+    worker.ensure_groups()
+    poison = r.xadd(INCIDENTS, fields[0]).decode()
+    r.xreadgroup("cockpit", "died-1", {INCIDENTS: ">"}, count=1)  # delivered once
+    for k in (2, 3):  # each the next worker that took it over and died too
+        r.xclaim(INCIDENTS, "cockpit", f"died-{k}", 0, [poison])
+    once = r.xadd(INCIDENTS, fields[1]).decode()
+    r.xreadgroup("cockpit", "died-4", {INCIDENTS: ">"}, count=1)  # delivered once, then died
+    tries = {p["message_id"].decode(): p["times_delivered"]
+             for p in r.xpending_range(INCIDENTS, "cockpit", "-", "+", 10)}  # fmt: skip
+    assert tries == {poison: 3, once: 1}
+
+    wait_until(lambda: worker.claim_stale() == 0 and worker.stats.dead == 1, timeout=10,
+               what="stale entries claimed")  # fmt: skip
+    dead = r.xrange(DEADLETTER)
+    assert len(dead) == 1
+    entry = dead[0][1]
+    assert entry[b"entry_id"].decode() == poison
+    assert entry[b"reason"] == b"processing_failed"
+    assert b'"id": "k0"' in entry[b"fields"]  # the original fields travel with it
+    assert r.xpending(INCIDENTS, "cockpit")["pending"] == 0
+    assert IncidentAggregates(r).window_counts("1h")[loaded_city.areas.root_id] == 1  # k1 only
