@@ -226,8 +226,9 @@ def test_ofe002_street_officer_on_a_phone(demo_server):
 
 
 def test_ofe003_rows_stay_put_while_the_live_list_changes(browser, demo_server):
-    """A row keeps its element while incidents arrive above it (a Dash re-render replaced every
-    row: a tap straddling it, or the keyboard focus, was lost), and the keyboard opens it."""
+    """A row keeps its element while newer incidents join the list (a Dash re-render replaced
+    every row on any change: a tap straddling it, or the keyboard focus, was lost), and the
+    keyboard opens it."""
     _feed(demo_server, "k1")
     sign_in(browser, demo_server, "demo-street", "/officer")
     _wait_rows(browser, lambda r: "k1-street" in r, "street incidents listed")
@@ -235,9 +236,8 @@ def test_ofe003_rows_stay_put_while_the_live_list_changes(browser, demo_server):
         "window.__row = document.querySelector('.officer-row[data-id=\"k1-street\"]');"
         "window.__row.focus();"
     )
-    _feed(demo_server, "k2")  # newer incidents: they go above the held row
-    order = _wait_rows(browser, lambda r: "k2-street" in r, "newer incidents listed")
-    assert list(order).index("k2-street") < list(order).index("k1-street")
+    _feed(demo_server, "k2")  # the list changes around the held row
+    _wait_rows(browser, lambda r: "k2-street" in r and "k1-street" in r, "newer incidents listed")
     held = browser.execute_script(
         "const r = window.__row; return [r.isConnected, document.activeElement === r,"
         " r.dataset.id];"
