@@ -138,6 +138,7 @@ def _map(user: User, lang: str) -> html.Div:
                 className="officer-map",
                 preferCanvas=True,
                 bounds=area_bounds(geo, user.area_id),
+                trackViewport=False,  # nothing reads it; without a center prop it throws on move
                 attributionControl=bool(settings.tile_url),
                 children=[*tiles, grids, points],
             ),
