@@ -250,11 +250,11 @@ def _mouse(browser, x: float, y: float) -> bool:
 def test_map004_grid_canvas_paints_each_grid_in_its_class_colour_and_hover_on_top(
     browser, demo_server
 ):
-    """The grid renderer (assets/gridcanvas.js: only the changed grids' boxes redrawn, one fill
-    per colour): after pushed values, every grid's interior pixel has its class colour, a grid
-    that gets its first incidents changes colour, and a hovered grid's dark outline is drawn
-    over its neighbours, then gone when the mouse leaves. A real mouse hovers it, though the
-    canvases of the panes above take its events first."""
+    """The grid renderer (assets/gridcanvas.js: a pixel buffer, only the changed grids' pixels
+    rewritten and their boxes put): after pushed values, every grid's interior pixel has its
+    class colour, a grid that gets its first incidents changes colour, and a hovered grid's
+    dark outline is drawn over its neighbours, then gone when the mouse leaves. A real mouse
+    hovers it, though the canvases of the panes above take its events first."""
     _open_map(browser, demo_server)
     # the layers of markers go: the incidents added below would draw a marker right where the
     # mouse hovers (under load their slow tick came first, and the marker took the hover), and
