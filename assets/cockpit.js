@@ -36,7 +36,7 @@
       fillOpacity: 0.78,
       color: "#6b7785",
       weight: 0.6,
-      // batched drawing, only the changed grids redrawn (assets/gridcanvas.js)
+      // a pixel buffer: a restyle rewrites only the changed grids' pixels (assets/gridcanvas.js)
       renderer: window.cockpitGridCanvas.gridRenderer(context && context.map),
     };
   }

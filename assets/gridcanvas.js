@@ -32,9 +32,18 @@
     return path;
   }
 
-  function outlineKey(o) {
-    if (!o.stroke || o.weight === 0) { return ""; }
-    return [o.color, o.weight, o.opacity, o.lineCap, o.lineJoin, o._dashArray].join("|");
+  const OUTLINE = ["stroke", "color", "weight", "opacity", "lineCap", "lineJoin", "_dashArray"];
+
+  // field by field: no string built per polygon and redraw
+  function sameOutline(a, b) {
+    for (const k of OUTLINE) { if (a[k] !== b[k]) { return false; } }
+    return true;
+  }
+
+  function outlineOf(o) {
+    const copy = {};
+    for (const k of OUTLINE) { copy[k] = o[k]; }
+    return copy;
   }
 
   const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
@@ -52,7 +61,9 @@
     probe.fillStyle = "#000";
     probe.fillStyle = css;
     const s = probe.fillStyle;
-    if (s[0] === "#") { return [1, 3, 5].map(function (i) { return parseInt(s.slice(i, i + 2), 16); }).concat([1]); }
+    if (s[0] === "#") {
+      return [parseInt(s.slice(1, 3), 16), parseInt(s.slice(3, 5), 16), parseInt(s.slice(5, 7), 16), 1];
+    }
     const n = s.slice(s.indexOf("(") + 1, -1).split(",").map(Number);
     return [n[0], n[1], n[2], n.length > 3 ? n[3] : 1];
   }
@@ -97,7 +108,11 @@
       for (let i = 0, j = ring.length - 1; i < ring.length; j = i++) {
         const y0 = (ring[j].y - oy) * m, y1 = (ring[i].y - oy) * m;
         if (y0 === y1) { continue; }  // level: crosses no row's centre line
-        if (n + 4 > edges.length) { const e = new Float64Array(edges.length * 2); e.set(edges); edges = e; }
+        if (n + 4 > edges.length) {
+          const grown = new Float64Array(edges.length * 2);
+          grown.set(edges);
+          edges = grown;
+        }
         edges[n++] = (ring[j].x - ox) * m; edges[n++] = y0;
         edges[n++] = (ring[i].x - ox) * m; edges[n++] = y1;
         top = Math.min(top, y0, y1);
@@ -111,7 +126,8 @@
       let k = 0;
       for (let e = 0; e < n; e += 4) {
         if ((edges[e + 1] <= yc) === (edges[e + 3] <= yc)) { continue; }
-        const x = edges[e] + (yc - edges[e + 1]) * (edges[e + 2] - edges[e]) / (edges[e + 3] - edges[e + 1]);
+        const x0 = edges[e], y0 = edges[e + 1];
+        const x = x0 + (yc - y0) * (edges[e + 2] - x0) / (edges[e + 3] - y0);
         let i = k++;
         for (; i > 0 && cross[i - 1] > x; i--) { cross[i] = cross[i - 1]; }  // a handful: insertion
         cross[i] = x;
@@ -212,7 +228,7 @@
       // it last had (a hover outline is wider than the plain one).
       _boxOf: function (layer) {
         const b = layer._pxBounds, min = this._bounds.min, m = this._scale;
-        let box = layer._gridBox && layer._gridBox.pix === this._pix ? layer._gridBox.slice() : null;
+        let box = layer._gridBox ? layer._gridBox.slice() : null;
         if (b) {
           const pad = (layer.options.weight || 0) + 2;
           const now = [Math.max(0, Math.floor((b.min.x - pad - min.x) * m)),
@@ -222,7 +238,6 @@
           box = box ? [Math.min(box[0], now[0]), Math.min(box[1], now[1]),
                        Math.max(box[2], now[2]), Math.max(box[3], now[3])] : now;
           layer._gridBox = now;
-          layer._gridBox.pix = this._pix;
         }
         return box || [0, 0, 0, 0];
       },
@@ -267,7 +282,7 @@
         const out = new IntList();
         const ox = this._bounds.min.x, oy = this._bounds.min.y;
         for (const layer of layers) {
-          layer._gridSpans = null;
+          layer._gridSpans = layer._gridBox = null;  // the whole canvas is put after this
           if (!(layer instanceof L.Polygon) || !layer._parts || !layer._parts.length) { continue; }
           const first = out.n;
           spansOf(layer._parts, ox, oy, m, w, h, out);
@@ -281,17 +296,15 @@
         this._stale = false;
       },
 
-      // the outline most polygons have: the one the mask is stroked with
+      // The outline most polygons have (a majority vote): the one the mask is stroked with.
+      // A copy: the layer's options change when it is hovered.
       _plainOutline: function (layers) {
-        const count = new Map();
-        let plain = null, most = 0;
+        let plain = null, votes = 0;
         for (const layer of layers) {
-          const key = outlineKey(layer.options);
-          const n = (count.get(key) || 0) + 1;
-          count.set(key, n);
-          if (n > most) { most = n; plain = layer.options; }
+          if (!votes) { plain = layer.options; }
+          votes += votes && !sameOutline(layer.options, plain) ? -1 : 1;
         }
-        return plain ? { key: outlineKey(plain), options: plain } : { key: "", options: {} };
+        return outlineOf(plain || {});
       },
 
       // Every polygon's outline in the plain style, stroked once (one path) into a canvas off
@@ -300,8 +313,8 @@
       _outlineMask: function (layers, w, h, m) {
         const mask = this._mask && this._mask.length === w * h ? this._mask : new Uint8Array(w * h);
         mask.fill(0);
-        const o = this._plain.options;
-        if (!this._plain.key) { return mask; }
+        const o = this._plain;
+        if (!o.stroke || !o.weight) { return mask; }
         const c = document.createElement("canvas");
         c.width = w; c.height = h;
         const ctx = c.getContext("2d", { willReadFrequently: true });
@@ -328,9 +341,9 @@
         const key = o && o.fill ? (o.fillColor || o.color) + "|" + o.fillOpacity : "";
         let shades = this._shades.get(key);
         if (!shades) {
-          const line = this._plain.options;
+          const line = this._plain;
           const fill = key ? rgba(o.fillColor || o.color) : [0, 0, 0, 0];
-          const stroke = this._plain.key ? rgba(line.color) : [0, 0, 0, 0];
+          const stroke = line.stroke && line.weight ? rgba(line.color) : [0, 0, 0, 0];
           shades = shadeTable(fill, key ? fill[3] * o.fillOpacity : 0,
                               stroke, stroke[3] * (line.opacity === undefined ? 1 : line.opacity));
           this._shades.set(key, shades);
@@ -352,7 +365,7 @@
       // a polygon, is drawn on the canvas after the buffer is put: the hovered outline lies over
       // its neighbours, and goes with the next put of its box.
       _noteAlone: function (layer) {
-        if (!layer._gridSpans || outlineKey(layer.options) !== this._plain.key) {
+        if (!layer._gridSpans || !sameOutline(layer.options, this._plain)) {
           this._alone.add(layer);
         } else {
           this._alone.delete(layer);
