@@ -372,8 +372,8 @@
         }
       },
 
-      // rects: the boxes just put (null: the whole canvas); the alone layers are put again
-      // under them first, so an outline is never drawn twice over itself
+      // rects: the boxes just put (null: the whole canvas was). The alone layers' own boxes
+      // are put first too, so an outline is never stroked twice over itself.
       _drawAlone: function (rects) {
         if (!this._alone.size) { return; }
         const layers = [];

@@ -40,6 +40,9 @@ def base_map(map_id: str, children: list, class_name: str = "map") -> dl.Map:
         className=class_name,
         preferCanvas=True,
         bounds=[[miny, minx], [maxy, maxx]],
+        # nothing reads it, and without a center prop its handler throws on every move: the
+        # map's moveend listeners registered after it did not run
+        trackViewport=False,
         attributionControl=bool(settings.tile_url),
         children=[*tiles, *children],
     )

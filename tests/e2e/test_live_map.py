@@ -332,3 +332,17 @@ def test_map004_grid_canvas_paints_each_grid_in_its_class_colour_and_hover_on_to
         what="the outline back to normal once the mouse left",
     )  # fmt: skip
     assert _fill_matches(left)
+    # a pan moves every grid in pixels: the renderer finds their pixels again, and every grid
+    # still shows its own class colour (the pan raises nothing: dash-leaflet's viewport tracking
+    # threw on every move of a map without a center prop)
+    renderer = "Object.values(window.cockpitMap.state.layers)[0]._renderer"
+    x0 = browser.execute_script(f"return {renderer}._bounds.min.x")
+    browser.execute_script(f"{renderer}._map.panBy([37, 23], {{animate: false}})")
+    panned = wait_until(
+        lambda: browser.execute_script(f"return {renderer}._bounds.min.x") != x0
+        and (gs := browser.execute_script(GRID_PIXELS_JS, None, 400))
+        and not [g for g in gs if not _fill_matches(g)] and len(gs),
+        timeout=5,
+        what="every sampled grid's interior in its class colour after a pan",
+    )  # fmt: skip
+    assert panned >= 100
