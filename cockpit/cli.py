@@ -289,6 +289,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 def _serve(settings: Settings, workers: int) -> int:
     from gunicorn.app.base import BaseApplication
 
+    from cockpit.gunicorn_conf import post_worker_init
+
     class CockpitServer(BaseApplication):
         def load_config(self) -> None:
             self.cfg.set("bind", f"{settings.host}:{settings.port}")
@@ -298,7 +300,7 @@ def _serve(settings: Settings, workers: int) -> int:
             self.cfg.set("timeout", 60)
             self.cfg.set("accesslog", None)
             self.cfg.set("loglevel", "warning")
-            self.cfg.set("post_worker_init", _warm_up_worker)
+            self.cfg.set("post_worker_init", post_worker_init)
 
         def load(self):  # type: ignore[no-untyped-def]
             from cockpit.webapp import create_app
@@ -310,42 +312,6 @@ def _serve(settings: Settings, workers: int) -> int:
     tune_malloc()
     CockpitServer().run()
     return 0
-
-
-def _warm_up_worker(worker) -> None:  # type: ignore[no-untyped-def]
-    """gunicorn hook, in each new web process: load the grids and the whole area's served
-    geometry in the background, so the first wall to open does not wait for them; and end
-    the push streams when the process is told to stop."""
-    from cockpit.webapp import warm_up
-
-    threading.Thread(target=warm_up, args=(worker.wsgi,), name="cockpit-warm-up",
-                     daemon=True).start()  # fmt: skip
-    _end_streams_on_stop()
-
-
-def _end_streams_on_stop() -> None:
-    """Before gunicorn's own handlers (installed before this hook runs) see a stop signal,
-    end the push streams (cockpit.push.stop_streams), which would hold the process open."""
-    from cockpit.push import stop_streams
-
-    quitting: list[int] = []
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
-        then = signal.getsignal(sig)
-
-        def handler(signum, frame, then=then):  # type: ignore[no-untyped-def]
-            # woken from a thread: the handler runs on the main thread, which may not block
-            threading.Thread(target=stop_streams, name="cockpit-stop-streams", daemon=True).start()
-            if signum != signal.SIGTERM:
-                if quitting:
-                    # Ctrl-C reaches the process twice (from the terminal and from gunicorn's
-                    # master); a second quick exit, raised while the first one tears the
-                    # process down, only printed "Exception ignored ... SystemExit"
-                    return
-                quitting.append(signum)
-            if callable(then):
-                then(signum, frame)
-
-        signal.signal(sig, handler)
 
 
 def tune_malloc(arenas: int = 2, mmap_threshold: int = 1 << 20,

@@ -150,3 +150,25 @@ def test_cli007_web_processes_give_freed_large_blocks_back():
 
     assert all(mb >= 7 for mb in given_back(True))
     assert all(mb < 1 for mb in given_back(False)[1:])  # the default the tuning is there for
+
+
+def test_cli008_gunicorn_run_directly_gets_the_cockpits_hooks():
+    """`gunicorn -c python:cockpit.gunicorn_conf` (README, deployment) sets the hook that warms a
+    web process and ends its push streams on a stop signal."""
+    from gunicorn.app.base import Application
+
+    from cockpit.gunicorn_conf import post_worker_init
+
+    class Probe(Application):
+        def init(self, parser, opts, args):  # type: ignore[no-untyped-def]
+            return None
+
+        def load(self):  # type: ignore[no-untyped-def]
+            return None
+
+    app = Probe.__new__(Probe)
+    app.usage, app.prog, app.callable = None, None, None
+    app.do_load_config = lambda: None
+    app.load_default_config()
+    app.load_config_from_module_name_or_filename("python:cockpit.gunicorn_conf")
+    assert app.cfg.post_worker_init is post_worker_init
