@@ -143,8 +143,8 @@ class Demo:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
-        # the embedded Redis runs in a session of its own; `cockpit demo` does not always stop
-        # it on SIGINT, so stop the one this run started (its data dir is a scratch one)
+        # the embedded Redis runs in a session of its own: a demo that had to be killed leaves
+        # it running, so stop the one this run started (its data dir is a scratch one)
         if url and (self.data_dir / "redis" / "url").exists():
             with contextlib.suppress(redis.RedisError):
                 redis.Redis.from_url(url, socket_timeout=5).shutdown(nosave=True)

@@ -341,11 +341,11 @@ class GridStream:
         seen, sent_at = since, 0.0
         state: Watched | None = None
         shown: dict[str, object] | None = None
-        while (left := end - time.monotonic()) > 0 and not _STOPPING.is_set():
+        while (left := end - time.monotonic()) > 0:
             # coalesce: whatever changed during the interval travels in one event
             time.sleep(max(0.0, sent_at + self.limits.interval_s - time.monotonic()))
             new = self.watch.wait_newer(state, min(self.limits.heartbeat_s, left))
-            if _STOPPING.is_set():
+            if _STOPPING.is_set():  # set before or during the wait, which it then cut short
                 return
             if new is None:
                 yield self.age()
